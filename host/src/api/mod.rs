@@ -1,0 +1,122 @@
+//! The HTTP API (axum): routes, authentication, error mapping.
+//!
+//! Handlers validate input, call into the runtime and the store, and map
+//! every failure onto [`ApiError`]. Nothing here knows how guests run.
+
+mod auth;
+mod connectors;
+mod error;
+mod instances;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{get, post};
+use http_body_util::BodyExt as _;
+use serde_json::json;
+
+pub use auth::{ADMIN_TOKEN_FILE, ensure_admin_token, write_owner_only};
+pub use error::{ApiError, ApiResult};
+
+use crate::config::Settings;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistent state.
+    pub store: Arc<dyn Store>,
+    /// Component runtime.
+    pub runtime: Arc<Runtime>,
+    /// Resolved settings.
+    pub settings: Arc<Settings>,
+    /// Compiled parameter validators per (digest, method): compiling a JSON
+    /// Schema costs far more than validating against it.
+    validators: Arc<Mutex<HashMap<(String, String), Arc<jsonschema::Validator>>>>,
+}
+
+impl AppState {
+    /// Bundles the parts.
+    pub fn new(store: Arc<dyn Store>, runtime: Arc<Runtime>, settings: Settings) -> Self {
+        Self {
+            store,
+            runtime,
+            settings: Arc::new(settings),
+            validators: Arc::default(),
+        }
+    }
+}
+
+/// The full router.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/connectors", post(connectors::upload).get(connectors::list))
+        .route("/connectors/{id}", get(connectors::show).delete(connectors::delete))
+        .route("/instances", post(instances::create).get(instances::list))
+        .route("/instances/{id}", get(instances::show).delete(instances::delete))
+        .route("/instances/{id}/test", post(instances::test))
+        .route("/instances/{id}/methods/{method}", post(instances::invoke))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    axum::Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "runtime": state.runtime.stats(),
+    }))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Reads a request body up to `limit` bytes; larger bodies get 413
+/// `PAYLOAD_TOO_LARGE` without being buffered.
+pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    };
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request("INVALID_REQUEST", format!("could not read the request body: {e}"))),
+    }
+}
+
+/// Parses a JSON request body into `T` with a clear error.
+pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body, limit: usize) -> ApiResult<T> {
+    let bytes = read_body(body, limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("INVALID_REQUEST", format!("invalid JSON request body: {e}")))
+}
+
+/// Current time, RFC 3339.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

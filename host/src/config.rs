@@ -1,0 +1,283 @@
+//! Host settings: defaults, overridden by a TOML file, overridden by
+//! environment variables and command-line flags (clap merges those two).
+//!
+//! Everything the host needs to start is resolved here once into [`Settings`];
+//! nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors while assembling the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid setting `{name}`: {message}")]
+    Invalid {
+        /// Setting name.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Default listen address: loopback only, so a fresh host is not exposed.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./plugboard-data";
+
+/// Resource envelope for guest code and request sizes.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock deadline of one invocation (instantiate + call).
+    pub invoke_timeout: Duration,
+    /// Cap on the sum of all linear memories of one guest instance.
+    pub max_memory_bytes: u64,
+    /// Largest component upload accepted.
+    pub max_component_bytes: usize,
+    /// Largest JSON request body accepted (instances, invocations).
+    pub max_request_bytes: usize,
+    /// How many guest instances may exist at once (sizes the pooling allocator).
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            invoke_timeout: Duration::from_secs(30),
+            max_memory_bytes: 256 << 20,
+            // JS and Python components are 10-40 MiB; leave headroom.
+            max_component_bytes: 128 << 20,
+            max_request_bytes: 4 << 20,
+            max_instances: 1000,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The resolved settings of one host process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind the API to.
+    pub listen: SocketAddr,
+    /// Directory holding the store and the admin token.
+    pub data_dir: PathBuf,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Values that may come from flags or environment (all optional, so the file
+/// and the defaults can fill the gaps).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// TOML config file.
+    #[arg(long, env = "PLUGBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, env = "PLUGBOARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (created if missing).
+    #[arg(long, env = "PLUGBOARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Wall-clock deadline of one invocation, in milliseconds.
+    #[arg(long, env = "PLUGBOARD_INVOKE_TIMEOUT_MS")]
+    pub invoke_timeout_ms: Option<u64>,
+    /// Memory cap of one guest instance, in MiB.
+    #[arg(long, env = "PLUGBOARD_MAX_MEMORY_MIB")]
+    pub max_memory_mib: Option<u64>,
+    /// Largest component upload, in MiB.
+    #[arg(long, env = "PLUGBOARD_MAX_COMPONENT_MIB")]
+    pub max_component_mib: Option<usize>,
+    /// Largest JSON request body, in KiB.
+    #[arg(long, env = "PLUGBOARD_MAX_REQUEST_KIB")]
+    pub max_request_kib: Option<usize>,
+    /// Maximum number of guest instances alive at once.
+    #[arg(long, env = "PLUGBOARD_MAX_INSTANCES")]
+    pub max_instances: Option<u32>,
+    /// Log format.
+    #[arg(long, env = "PLUGBOARD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The shape of the TOML config file; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    invoke_timeout_ms: Option<u64>,
+    max_memory_mib: Option<u64>,
+    max_component_mib: Option<usize>,
+    max_request_kib: Option<usize>,
+    max_instances: Option<u32>,
+}
+
+impl Settings {
+    /// Resolves settings: flags/env over file over defaults.
+    pub fn resolve(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let file = match &overrides.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = Limits::default();
+        let fl = &file.limits;
+        let timeout_ms = overrides
+            .invoke_timeout_ms
+            .or(fl.invoke_timeout_ms)
+            .unwrap_or(defaults.invoke_timeout.as_millis() as u64);
+        let memory_mib = overrides
+            .max_memory_mib
+            .or(fl.max_memory_mib)
+            .unwrap_or(defaults.max_memory_bytes >> 20);
+        let component_mib = overrides
+            .max_component_mib
+            .or(fl.max_component_mib)
+            .unwrap_or(defaults.max_component_bytes >> 20);
+        let request_kib = overrides
+            .max_request_kib
+            .or(fl.max_request_kib)
+            .unwrap_or(defaults.max_request_bytes >> 10);
+        let max_instances = overrides
+            .max_instances
+            .or(fl.max_instances)
+            .unwrap_or(defaults.max_instances);
+
+        check_range("invoke_timeout_ms", timeout_ms, 10, 15 * 60 * 1000)?;
+        check_range("max_memory_mib", memory_mib, 1, 4096)?;
+        check_range("max_component_mib", component_mib as u64, 1, 1024)?;
+        check_range("max_request_kib", request_kib as u64, 1, 1024 * 1024)?;
+        check_range("max_instances", u64::from(max_instances), 1, 100_000)?;
+
+        let listen = match overrides.listen.or(file.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN.parse().map_err(|e| ConfigError::Invalid {
+                name: "listen",
+                message: format!("{e}"),
+            })?,
+        };
+        Ok(Self {
+            listen,
+            data_dir: overrides
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            limits: Limits {
+                invoke_timeout: Duration::from_millis(timeout_ms),
+                max_memory_bytes: memory_mib << 20,
+                max_component_bytes: component_mib << 20,
+                max_request_bytes: request_kib << 10,
+                max_instances,
+            },
+            log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn check_range(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            message: format!("{value} is outside {min}..={max}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("pb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plugboard.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[limits]\ninvoke_timeout_ms = 500\nmax_memory_mib = 64\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config: Some(path),
+            max_memory_mib: Some(32),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(&overrides).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.limits.invoke_timeout, Duration::from_millis(500));
+        assert_eq!(s.limits.max_memory_bytes, 32 << 20);
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("pb-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = Settings::resolve(&Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+
+        let err = Settings::resolve(&Overrides {
+            invoke_timeout_ms: Some(0),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("invoke_timeout_ms"), "{err}");
+    }
+}

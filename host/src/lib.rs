@@ -1,0 +1,16 @@
+//! Plugboard: a host that runs untrusted integration connectors as sandboxed
+//! WebAssembly components.
+//!
+//! Data flows one way: [`api`] → [`runtime`] → (guest) → [`egress`] → upstream.
+//! The runtime and the egress policy read from [`store`]; nothing below the
+//! API layer knows about HTTP routes.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod egress;
+pub mod manifest;
+pub mod runtime;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,5 @@
+//! The `plugboard` binary: see [`plugboard::cli`].
+
+fn main() -> std::process::ExitCode {
+    plugboard::cli::main()
+}

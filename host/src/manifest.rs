@@ -1,0 +1,337 @@
+//! The connector manifest in API form (serde, camelCase) and its validation.
+//!
+//! The guest returns the manifest through the WIT `describe` export; the
+//! runtime converts it into [`Manifest`], and [`Manifest::validate`] checks
+//! everything the host relies on later (names, versions, JSON Schemas, host
+//! patterns) so a bad connector is refused at upload, not at first use.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::egress::HostPattern;
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid manifest: {field}: {message}")]
+pub struct ManifestError {
+    /// Dotted path of the offending field, e.g. `methods[2].paramsSchema`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ManifestError {
+    ManifestError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// What a connector says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Connector name.
+    pub name: String,
+    /// Semantic version.
+    pub version: String,
+    /// Description for operators.
+    pub description: String,
+    /// Methods accepted by `invoke`.
+    pub methods: Vec<MethodInfo>,
+    /// JSON Schema of instance config.
+    pub config_schema: Value,
+    /// JSON Schema of instance credentials.
+    pub credential_schema: Value,
+    /// Authentication the host performs.
+    pub auth: Auth,
+    /// Host patterns the connector may call.
+    pub hosts: Vec<String>,
+    /// Webhook verification, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// One method.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MethodInfo {
+    /// Method name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// JSON Schema of the parameters.
+    pub params_schema: Value,
+    /// JSON Schema of the result.
+    pub result_schema: Value,
+}
+
+/// A name and a template value.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateParam {
+    /// Header or parameter name.
+    pub name: String,
+    /// Template over credential fields.
+    pub value: String,
+}
+
+/// Where and how credentials are applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// The scheme.
+    pub scheme: AuthScheme,
+    /// Host patterns that receive credentials.
+    pub hosts: Vec<String>,
+    /// Extra headers for those hosts.
+    pub static_headers: Vec<TemplateParam>,
+}
+
+/// Authentication schemes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum AuthScheme {
+    /// No authentication.
+    None,
+    /// Bearer token from a credential field.
+    #[serde(rename_all = "camelCase")]
+    Bearer {
+        /// Credential field holding the token.
+        token_field: String,
+    },
+    /// HTTP basic from templates.
+    Basic {
+        /// User name template.
+        username: String,
+        /// Password template.
+        password: String,
+    },
+    /// API key headers.
+    ApiKeyHeader {
+        /// Header templates.
+        headers: Vec<TemplateParam>,
+    },
+    /// API key query parameters.
+    ApiKeyQuery {
+        /// Parameter templates.
+        params: Vec<TemplateParam>,
+    },
+    /// OAuth 2.0.
+    Oauth2(OAuth2),
+}
+
+/// OAuth 2.0 provider description.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth2 {
+    /// `authorizationCode` or `clientCredentials`.
+    pub grant: String,
+    /// Authorization endpoint.
+    pub authorization_url: String,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Refresh endpoint when different.
+    pub refresh_url: Option<String>,
+    /// Revocation endpoint.
+    pub revocation_url: Option<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Scope separator.
+    pub scope_delimiter: String,
+    /// Extra authorization parameters.
+    pub extra_authorization_params: Vec<TemplateParam>,
+    /// `basicHeader` or `requestBody`.
+    pub client_auth: String,
+    /// PKCE on/off.
+    pub pkce: bool,
+}
+
+/// Webhook verification settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookConfig {
+    /// The scheme.
+    pub scheme: WebhookScheme,
+    /// Header with a unique delivery id.
+    pub delivery_id_header: Option<String>,
+}
+
+/// Webhook signature schemes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum WebhookScheme {
+    /// Generic HMAC-SHA256 over the body.
+    #[serde(rename_all = "camelCase")]
+    HmacSha256 {
+        /// Signature header.
+        header: String,
+        /// `hex` or `base64`.
+        encoding: String,
+        /// Prefix before the signature.
+        prefix: Option<String>,
+        /// Credential field holding the secret.
+        secret_field: String,
+    },
+    /// GitHub's `X-Hub-Signature-256`.
+    #[serde(rename_all = "camelCase")]
+    Github {
+        /// Credential field holding the secret.
+        secret_field: String,
+    },
+    /// Stripe's `Stripe-Signature`.
+    #[serde(rename_all = "camelCase")]
+    Stripe {
+        /// Credential field holding the secret.
+        secret_field: String,
+        /// Replay window in seconds.
+        tolerance_secs: u32,
+    },
+    /// Slack's `X-Slack-Signature`.
+    #[serde(rename_all = "camelCase")]
+    Slack {
+        /// Credential field holding the secret.
+        secret_field: String,
+        /// Replay window in seconds.
+        tolerance_secs: u32,
+    },
+    /// Shared secret in a header.
+    #[serde(rename_all = "camelCase")]
+    SharedSecret {
+        /// Header carrying the secret.
+        header: String,
+        /// Credential field holding the expected value.
+        secret_field: String,
+    },
+}
+
+impl Manifest {
+    /// A manifest with no methods, for tests and placeholders.
+    pub fn minimal(name: &str, version: &str) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            description: String::new(),
+            methods: Vec::new(),
+            config_schema: serde_json::json!({"type": "object"}),
+            credential_schema: serde_json::json!({"type": "object"}),
+            auth: Auth {
+                scheme: AuthScheme::None,
+                hosts: Vec::new(),
+                static_headers: Vec::new(),
+            },
+            hosts: Vec::new(),
+            webhook: None,
+        }
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The method called `name`.
+    pub fn method(&self, name: &str) -> Option<&MethodInfo> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+
+    /// Checks everything the host relies on.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if !is_identifier(&self.name, true) {
+            return Err(invalid(
+                "name",
+                format!(
+                    "{:?} must be 1-64 characters of lowercase letters, digits, '-' or '_', \
+                     starting with a letter",
+                    self.name
+                ),
+            ));
+        }
+        semver::Version::parse(&self.version)
+            .map_err(|e| invalid("version", format!("{:?} is not a semantic version: {e}", self.version)))?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in self.methods.iter().enumerate() {
+            if !is_identifier(&m.name, false) {
+                return Err(invalid(
+                    format!("methods[{i}].name"),
+                    format!(
+                        "{:?} must be 1-64 characters of lowercase letters, digits or '_', \
+                         starting with a letter",
+                        m.name
+                    ),
+                ));
+            }
+            if !seen.insert(m.name.as_str()) {
+                return Err(invalid(format!("methods[{i}].name"), format!("duplicate method {:?}", m.name)));
+            }
+            check_schema(&format!("methods[{i}].paramsSchema"), &m.params_schema)?;
+            check_schema(&format!("methods[{i}].resultSchema"), &m.result_schema)?;
+        }
+        check_schema("configSchema", &self.config_schema)?;
+        check_schema("credentialSchema", &self.credential_schema)?;
+        for (i, h) in self.hosts.iter().enumerate() {
+            HostPattern::parse(h).map_err(|e| invalid(format!("hosts[{i}]"), e.to_string()))?;
+        }
+        for (i, h) in self.auth.hosts.iter().enumerate() {
+            HostPattern::parse(h).map_err(|e| invalid(format!("auth.hosts[{i}]"), e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Names: lowercase ASCII letter first, then letters, digits, `_` (and `-`
+/// when `dash` is set), at most 64 characters. Kept strict so names are safe in
+/// URLs, file names and log lines without escaping.
+fn is_identifier(s: &str, dash: bool) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= 64
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_') || (dash && c == '-'))
+}
+
+fn check_schema(field: &str, schema: &Value) -> Result<(), ManifestError> {
+    jsonschema::validator_for(schema)
+        .map(drop)
+        .map_err(|e| invalid(field, format!("not a valid JSON Schema: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_method(name: &str, params: Value) -> Manifest {
+        let mut m = Manifest::minimal("echo", "0.1.0");
+        m.methods.push(MethodInfo {
+            name: name.into(),
+            description: String::new(),
+            params_schema: params,
+            result_schema: json!({}),
+        });
+        m
+    }
+
+    #[test]
+    fn accepts_a_sane_manifest() {
+        let mut m = with_method("send_message", json!({"type": "object"}));
+        m.hosts.push("https://*.slack.com".into());
+        m.hosts.push("{base_url}".into());
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_names_versions_schemas_and_duplicates() {
+        let bad_name = Manifest::minimal("Echo!", "0.1.0");
+        assert_eq!(bad_name.validate().unwrap_err().field, "name");
+        let bad_version = Manifest::minimal("echo", "one");
+        assert_eq!(bad_version.validate().unwrap_err().field, "version");
+        let bad_schema = with_method("m", json!({"type": 12}));
+        assert_eq!(bad_schema.validate().unwrap_err().field, "methods[0].paramsSchema");
+        let mut dup = with_method("m", json!({}));
+        dup.methods.push(dup.methods[0].clone());
+        assert!(dup.validate().unwrap_err().message.contains("duplicate"));
+        let mut bad_host = Manifest::minimal("echo", "0.1.0");
+        bad_host.hosts.push("ftp://x".into());
+        assert_eq!(bad_host.validate().unwrap_err().field, "hosts[0]");
+    }
+}

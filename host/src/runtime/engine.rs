@@ -1,0 +1,92 @@
+//! The process-wide wasmtime [`Engine`] and its epoch ticker.
+//!
+//! One engine per process: compiled artifacts are only valid for the engine
+//! configuration that produced them, and the pooling allocator reserves its
+//! slots once. Every knob below says why it is set.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::Limits;
+
+/// How often the epoch advances. Deadlines are checked at this granularity,
+/// and a busy guest yields to the async executor this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Builds the engine for these limits.
+pub fn build(limits: &Limits) -> Result<Engine> {
+    let mut config = Config::new();
+    // Interrupt guests by epoch rather than fuel: costs ~nothing per
+    // instruction and bounds wall-clock time, which is what operators set.
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    // Guests recursing deeply get a clean stack-overflow trap well before the
+    // host's own fiber stack runs out.
+    config.max_wasm_stack(1 << 20);
+    config.async_stack_size(2 << 20);
+    // Compile once, run many times: spend compile time on speed.
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+
+    let mut pool = PoolingAllocationConfig::default();
+    let instances = limits.max_instances;
+    // A component instance has a handful of core instances (the guest, the
+    // WASI adapter, shims); JS/Python components have more and bigger ones.
+    pool.total_component_instances(instances);
+    pool.total_core_instances(instances.saturating_mul(4));
+    pool.total_memories(instances.saturating_mul(2));
+    pool.total_tables(instances.saturating_mul(4));
+    pool.max_core_instances_per_component(50);
+    pool.max_memories_per_component(10);
+    pool.max_tables_per_component(20);
+    pool.max_component_instance_size(1 << 20);
+    pool.max_core_instance_size(1 << 20);
+    // One linear memory may be as big as the whole per-instance cap; the
+    // store's limiter enforces the cap on the *sum* of memories.
+    pool.max_memory_size(usize::try_from(limits.max_memory_bytes)?);
+    // Keep the first pages of memories and tables resident between uses:
+    // this halves instantiation cost (madvise/page faults dominate otherwise).
+    pool.linear_memory_keep_resident(4 << 20);
+    pool.table_keep_resident(64 << 10);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on one thread, until
+/// dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker thread.
+    pub fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("plugboard-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! Running connector components: one engine, one linker, one pre-linked
+//! `ConnectorPre` per connector version, and a fresh store + instance per
+//! call with a memory cap and a deadline.
+//!
+//! - [`engine`]: the process-wide engine and epoch ticker.
+//! - [`loader`]: bytes → validated, compiled component; manifest conversion.
+//! - [`state`]: what one guest store holds; the `host` import.
+//! - this module: the component cache and [`Runtime::call`].
+
+mod bindings;
+mod engine;
+pub mod loader;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use self::bindings::{ConnectorPre, wit};
+pub use self::loader::LoadError;
+use self::state::{GuestState, MemoryLimitExceeded};
+pub use self::state::Invocation;
+use crate::config::Limits;
+use crate::egress::{Allowlist, EgressHooks, OutboundOutcome};
+use crate::manifest::Manifest;
+use crate::store::{ConnectorRecord, InstanceLimits, Store as _};
+
+/// Raised (as a trap) when the wall-clock deadline passes while guest code runs.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+struct DeadlineExceeded;
+
+/// An error the connector itself returned (the WIT `error` variant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestError {
+    /// Bad parameters.
+    InvalidInput(String),
+    /// Credentials missing or rejected.
+    Unauthorized(String),
+    /// Upstream object not found.
+    NotFound(String),
+    /// Upstream rate limit.
+    RateLimited {
+        /// Message.
+        message: String,
+        /// Seconds to wait, if known.
+        retry_after_secs: Option<u32>,
+    },
+    /// Unexpected upstream status.
+    Upstream {
+        /// HTTP status.
+        status: u16,
+        /// Message.
+        message: String,
+    },
+    /// Transient failure.
+    Temporary(String),
+    /// Permanent failure.
+    Permanent(String),
+    /// Instance configuration problem.
+    Config(String),
+}
+
+impl From<wit::Error> for GuestError {
+    fn from(e: wit::Error) -> Self {
+        match e {
+            wit::Error::InvalidInput(m) => Self::InvalidInput(m),
+            wit::Error::Unauthorized(m) => Self::Unauthorized(m),
+            wit::Error::NotFound(m) => Self::NotFound(m),
+            wit::Error::RateLimited(r) => Self::RateLimited {
+                message: r.message,
+                retry_after_secs: r.retry_after_secs,
+            },
+            wit::Error::Upstream(u) => Self::Upstream {
+                status: u.status,
+                message: u.message,
+            },
+            wit::Error::Temporary(m) => Self::Temporary(m),
+            wit::Error::Permanent(m) => Self::Permanent(m),
+            wit::Error::Config(m) => Self::Config(m),
+        }
+    }
+}
+
+/// Why a call did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The deadline passed (guest busy or waiting on an upstream).
+    #[error("the invocation exceeded its deadline of {0:?}")]
+    Timeout(Duration),
+    /// The guest asked for more memory than its cap.
+    #[error("{0}")]
+    MemoryLimit(String),
+    /// The guest trapped (panic, abort, unreachable, stack overflow).
+    #[error("{0}")]
+    Trapped(String),
+    /// The guest returned an error.
+    #[error("connector error: {0:?}")]
+    Guest(GuestError),
+    /// The guest failed after the egress policy refused one of its requests.
+    #[error("outbound request denied: {target} is not an allowed host ({message})")]
+    HostDenied {
+        /// `METHOD scheme://authority` of the refused request.
+        target: String,
+        /// What the guest reported.
+        message: String,
+    },
+    /// The guest failed after an upstream could not be reached.
+    #[error("upstream unreachable: {target}: {reason}")]
+    UpstreamUnreachable {
+        /// `METHOD scheme://authority`.
+        target: String,
+        /// Transport failure.
+        reason: String,
+    },
+    /// The host could not run the call.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The resource envelope of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope {
+    /// Wall-clock deadline.
+    pub timeout: Duration,
+    /// Cap on the guest's total linear memory.
+    pub memory_bytes: u64,
+}
+
+impl Envelope {
+    /// The host limits narrowed by an instance's overrides (never widened).
+    pub fn for_instance(limits: &Limits, overrides: &InstanceLimits) -> Self {
+        let timeout = overrides
+            .timeout_ms
+            .map(Duration::from_millis)
+            .map_or(limits.invoke_timeout, |t| t.min(limits.invoke_timeout));
+        let memory_bytes = overrides
+            .memory_mib
+            .map(|m| m.saturating_mul(1 << 20))
+            .map_or(limits.max_memory_bytes, |m| m.min(limits.max_memory_bytes));
+        Self {
+            timeout,
+            memory_bytes,
+        }
+    }
+}
+
+/// Which export to call.
+#[derive(Debug)]
+pub enum Call {
+    /// `test-connection`.
+    TestConnection,
+    /// `invoke(method, params)`.
+    Invoke {
+        /// Method name.
+        method: String,
+        /// Parameters as JSON text.
+        params: String,
+    },
+}
+
+/// A compiled, pre-linked connector version, ready to instantiate.
+pub struct Loaded {
+    pre: ConnectorPre<GuestState>,
+}
+
+/// The outcome of compiling an upload.
+pub struct Prepared {
+    /// Validated manifest.
+    pub manifest: Manifest,
+    /// Hex sha256 of the bytes.
+    pub digest: String,
+    /// Serialized artifact (with its checksum prefix) to store.
+    pub artifact: Vec<u8>,
+    /// The ready component.
+    pub loaded: Arc<Loaded>,
+}
+
+/// How components were obtained since start, for `/healthz` and tests.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeStats {
+    /// Components compiled from bytes (uploads and fallbacks).
+    pub compiled: AtomicU64,
+    /// Components deserialized from stored artifacts.
+    pub deserialized: AtomicU64,
+    /// Stored artifacts that were unusable and replaced by a recompile.
+    pub artifact_rejected: AtomicU64,
+}
+
+/// The component runtime.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    limits: Limits,
+    cache: Mutex<HashMap<String, Arc<Loaded>>>,
+    stats: RuntimeStats,
+    _ticker: engine::EpochTicker,
+}
+
+/// Length of the sha256 prefix in a stored artifact.
+const CHECKSUM_LEN: usize = 32;
+
+impl Runtime {
+    /// Builds the engine, linker and epoch ticker.
+    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+        let engine = engine::build(&limits)?;
+        let mut linker = Linker::new(&engine);
+        // All of WASI 0.2 is linked so components from any toolchain
+        // instantiate, but the per-store WasiCtx grants nothing.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::host_api::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
+        let ticker = engine::EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            cache: Mutex::default(),
+            stats: RuntimeStats::default(),
+            _ticker: ticker,
+        })
+    }
+
+    /// The host limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &RuntimeStats {
+        &self.stats
+    }
+
+    /// Validates, compiles and describes uploaded bytes.
+    pub async fn prepare(self: &Arc<Self>, bytes: Arc<Vec<u8>>) -> Result<Prepared, LoadError> {
+        let digest = hex::encode(Sha256::digest(bytes.as_slice()));
+        let this = self.clone();
+        let (loaded, artifact) = tokio::task::spawn_blocking(move || {
+            let component = loader::compile(&this.engine, &bytes)?;
+            this.stats.compiled.fetch_add(1, Ordering::Relaxed);
+            loader::check_world(&this.engine, &component)?;
+            let loaded = this.link(&component)?;
+            let artifact = seal_artifact(&component).map_err(|e| LoadError::Internal(format!("{e:#}")))?;
+            Ok::<_, LoadError>((loaded, artifact))
+        })
+        .await
+        .map_err(|e| LoadError::Internal(e.to_string()))??;
+
+        let manifest = self.describe(&loaded).await?;
+        let manifest = loader::convert_manifest(manifest)?;
+        let loaded = Arc::new(loaded);
+        Ok(Prepared {
+            manifest,
+            digest,
+            artifact,
+            loaded,
+        })
+    }
+
+    /// Remembers a prepared component under its digest.
+    pub fn remember(&self, digest: &str, loaded: Arc<Loaded>) {
+        self.lock_cache().insert(digest.to_owned(), loaded);
+    }
+
+    /// Drops a component from the cache (after delete).
+    pub fn forget(&self, digest: &str) {
+        self.lock_cache().remove(digest);
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Loaded>>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ready component for a stored connector: from memory, else from
+    /// the stored artifact, else (artifact missing, tampered or from another
+    /// engine version) recompiled from the stored bytes.
+    pub async fn load(
+        self: &Arc<Self>,
+        store: Arc<dyn crate::store::Store>,
+        record: &ConnectorRecord,
+    ) -> Result<Arc<Loaded>, LoadError> {
+        if let Some(hit) = self.lock_cache().get(&record.digest) {
+            return Ok(hit.clone());
+        }
+        let this = self.clone();
+        let record = record.clone();
+        tokio::task::spawn_blocking(move || this.load_blocking(&*store, &record))
+            .await
+            .map_err(|e| LoadError::Internal(e.to_string()))?
+    }
+
+    fn load_blocking(&self, store: &dyn crate::store::Store, record: &ConnectorRecord) -> Result<Arc<Loaded>, LoadError> {
+        let internal = |e: crate::store::StoreError| LoadError::Internal(e.to_string());
+        let started = Instant::now();
+        if let Some(artifact) = store.artifact(&record.digest).map_err(internal)? {
+            match self.open_artifact(&artifact) {
+                Ok(component) => {
+                    let loaded = Arc::new(self.link(&component)?);
+                    self.stats.deserialized.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(connector = %record.id, elapsed = ?started.elapsed(), source = "artifact",
+                        "loaded compiled artifact");
+                    self.remember(&record.digest, loaded.clone());
+                    return Ok(loaded);
+                }
+                Err(e) => {
+                    self.stats.artifact_rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(connector = %record.id, error = %format!("{e:#}"),
+                        "stored artifact unusable; recompiling from the component bytes");
+                }
+            }
+        }
+        let bytes = store
+            .component_bytes(&record.digest)
+            .map_err(internal)?
+            .ok_or_else(|| LoadError::Internal(format!("component bytes of {} are missing", record.id)))?;
+        if hex::encode(Sha256::digest(&bytes)) != record.digest {
+            return Err(LoadError::Internal(format!(
+                "stored bytes of {} do not match their digest; re-upload the connector",
+                record.id
+            )));
+        }
+        let component = loader::compile(&self.engine, &bytes)?;
+        self.stats.compiled.fetch_add(1, Ordering::Relaxed);
+        let artifact = seal_artifact(&component).map_err(|e| LoadError::Internal(format!("{e:#}")))?;
+        store.put_artifact(&record.digest, &artifact).map_err(internal)?;
+        let loaded = Arc::new(self.link(&component)?);
+        tracing::info!(connector = %record.id, elapsed = ?started.elapsed(), source = "compiled", "compiled component");
+        self.remember(&record.digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Deserializes a stored artifact after checking its checksum, so a
+    /// corrupted or tampered file on disk is never handed to wasmtime.
+    fn open_artifact(&self, artifact: &[u8]) -> anyhow::Result<Component> {
+        anyhow::ensure!(artifact.len() > CHECKSUM_LEN, "artifact is truncated");
+        let (sum, body) = artifact.split_at(CHECKSUM_LEN);
+        anyhow::ensure!(Sha256::digest(body).as_slice() == sum, "artifact checksum mismatch");
+        // SAFETY: `Component::deserialize` trusts its input to be an artifact
+        // this wasmtime produced. The bytes were written by
+        // `seal_artifact` in this host's own store and their checksum was
+        // just verified; wasmtime itself rejects artifacts from another
+        // version or engine configuration with an error.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, body)? };
+        Ok(component)
+    }
+
+    fn link(&self, component: &Component) -> Result<Loaded, LoadError> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| LoadError::WorldMismatch {
+            message: format!("the component's imports cannot be satisfied: {e:#}"),
+            missing: Vec::new(),
+            unexpected: vec![format!("{e:#}")],
+        })?;
+        let pre = ConnectorPre::new(pre).map_err(|e| LoadError::WorldMismatch {
+            message: format!("the component's exports do not match the connector world: {e:#}"),
+            missing: Vec::new(),
+            unexpected: vec![format!("{e:#}")],
+        })?;
+        Ok(Loaded { pre })
+    }
+
+    async fn describe(&self, loaded: &Loaded) -> Result<wit::Manifest, LoadError> {
+        let invocation = Invocation {
+            connector: Arc::from("(upload)"),
+            instance: None,
+            config: Arc::new(serde_json::json!({})),
+        };
+        let envelope = Envelope {
+            timeout: self.limits.invoke_timeout.min(Duration::from_secs(10)),
+            memory_bytes: self.limits.max_memory_bytes,
+        };
+        let mut store = self.new_store(invocation, Arc::default(), envelope);
+        let result = tokio::time::timeout(envelope.timeout, async {
+            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        })
+        .await;
+        match result {
+            Ok(Ok(m)) => Ok(m),
+            Ok(Err(e)) => Err(LoadError::DescribeFailed(classify_trap(&e, &store, envelope).to_string())),
+            Err(_) => Err(LoadError::DescribeFailed(InvokeError::Timeout(envelope.timeout).to_string())),
+        }
+    }
+
+    fn new_store(&self, invocation: Invocation, allowlist: Arc<Allowlist>, envelope: Envelope) -> Store<GuestState> {
+        let deadline = Instant::now() + envelope.timeout;
+        let hooks = EgressHooks::new(invocation.connector.clone(), allowlist);
+        let state = GuestState::new(invocation, hooks, envelope.memory_bytes, deadline);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Every epoch tick, check the deadline; until then yield to the
+        // executor so a busy guest cannot starve other tasks on its thread.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(DeadlineExceeded.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Runs one call in a fresh instance and returns the JSON (or summary)
+    /// string the guest produced.
+    pub async fn call(
+        &self,
+        loaded: &Loaded,
+        invocation: Invocation,
+        allowlist: Arc<Allowlist>,
+        envelope: Envelope,
+        call: Call,
+    ) -> Result<String, InvokeError> {
+        let mut store = self.new_store(invocation, allowlist, envelope);
+        let journal = store.data().hooks.journal();
+        let result = tokio::time::timeout(envelope.timeout, async {
+            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            match call {
+                Call::TestConnection => instance.call_test_connection(&mut store).await,
+                Call::Invoke { method, params } => instance.call_invoke(&mut store, &method, &params).await,
+            }
+        })
+        .await;
+        let guest_error = match result {
+            Err(_) => return Err(InvokeError::Timeout(envelope.timeout)),
+            Ok(Err(trap)) => return Err(classify_trap(&trap, &store, envelope)),
+            Ok(Ok(Ok(value))) => return Ok(value),
+            Ok(Ok(Err(e))) => GuestError::from(e),
+        };
+        // The guest failed: if the host saw why (a refused or unreachable
+        // upstream), report that instead of the guest's paraphrase.
+        let journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(denied) = journal.first_denied() {
+            return Err(InvokeError::HostDenied {
+                target: denied.target.clone(),
+                message: guest_message(&guest_error),
+            });
+        }
+        if let GuestError::Temporary(_) = guest_error
+            && let Some(failed) = journal.last_failure()
+            && let OutboundOutcome::Failed(reason) = &failed.outcome
+        {
+            return Err(InvokeError::UpstreamUnreachable {
+                target: failed.target.clone(),
+                reason: reason.clone(),
+            });
+        }
+        Err(InvokeError::Guest(guest_error))
+    }
+}
+
+fn guest_message(e: &GuestError) -> String {
+    match e {
+        GuestError::InvalidInput(m)
+        | GuestError::Unauthorized(m)
+        | GuestError::NotFound(m)
+        | GuestError::Temporary(m)
+        | GuestError::Permanent(m)
+        | GuestError::Config(m)
+        | GuestError::RateLimited { message: m, .. }
+        | GuestError::Upstream { message: m, .. } => m.clone(),
+    }
+}
+
+/// Serializes a component and prefixes the sha256 of the serialization.
+fn seal_artifact(component: &Component) -> anyhow::Result<Vec<u8>> {
+    let body = component.serialize()?;
+    let mut out = Vec::with_capacity(CHECKSUM_LEN + body.len());
+    out.extend_from_slice(&Sha256::digest(&body));
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Names the reason a guest stopped: our own typed traps first, then
+/// wasmtime traps (with the tail of the guest's stderr, where Rust, JS and
+/// Python put their panic messages).
+fn classify_trap(e: &wasmtime::Error, store: &Store<GuestState>, envelope: Envelope) -> InvokeError {
+    if e.downcast_ref::<DeadlineExceeded>().is_some() {
+        return InvokeError::Timeout(envelope.timeout);
+    }
+    if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+        return InvokeError::MemoryLimit(m.to_string());
+    }
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        let stderr = store.data().stderr.text();
+        let mut message = format!("connector trapped: {trap}");
+        if !stderr.is_empty() {
+            message.push_str(": ");
+            message.push_str(&stderr);
+        }
+        return InvokeError::Trapped(message);
+    }
+    InvokeError::Internal(format!("{e:#}"))
+}

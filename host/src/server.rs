@@ -1,0 +1,84 @@
+//! Starting and stopping a host: data directory, store, admin token,
+//! runtime, listener, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::runtime::Runtime;
+use crate::store::{SledStore, Store};
+
+/// Sub-directory of the data dir that holds the sled database.
+const STORE_DIR: &str = "store";
+
+/// Runs the host until SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    prepare_data_dir(&settings.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open(&settings.data_dir.join(STORE_DIR))
+            .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?,
+    );
+    if let Some(path) = api::ensure_admin_token(&*store, &settings.data_dir)? {
+        // The path, never the token.
+        println!("admin token written to {} (owner-only)", path.display());
+        tracing::info!(path = %path.display(), "created the admin token");
+    }
+    let runtime = Arc::new(Runtime::new(settings.limits.clone())?);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let state = AppState::new(store.clone(), runtime, settings);
+    let app = api::router(state);
+
+    // Scripts and tests read this line to learn the bound port.
+    println!("plugboard listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    store.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the data directory owner-only (it holds the token file and the
+/// store).
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,150 @@
+//! Persistent state behind a small trait of our own ([`Store`]), so a shared
+//! database can replace the embedded sled store when one host is not enough.
+//!
+//! Records are plain serde types ([`ConnectorRecord`], [`InstanceRecord`],
+//! [`TokenRecord`]); component bytes and compiled artifacts are blobs keyed by
+//! the component's sha256. Writes that belong together are atomic: storing a
+//! connector writes its record, bytes and artifact in one transaction, and an
+//! instance cannot be created for a connector that is being deleted.
+
+mod sled_store;
+
+use serde::{Deserialize, Serialize};
+
+pub use sled_store::SledStore;
+
+/// Errors at the storage edge.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The underlying database failed (I/O, corruption).
+    #[error("storage failure: {0}")]
+    Backend(String),
+    /// A stored record could not be decoded.
+    #[error("corrupt record in `{tree}`: {message}")]
+    Corrupt {
+        /// Which tree.
+        tree: &'static str,
+        /// Decoder message.
+        message: String,
+    },
+    /// The write conflicts with existing state (message says how).
+    #[error("{0}")]
+    Conflict(String),
+    /// The record does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored connector version (the bytes and artifact live beside it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorRecord {
+    /// `name@version`.
+    pub id: String,
+    /// Connector name.
+    pub name: String,
+    /// Connector version.
+    pub version: String,
+    /// Hex sha256 of the component bytes.
+    pub digest: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// The manifest as returned by `describe`, in API form.
+    pub manifest: crate::manifest::Manifest,
+    /// RFC 3339 upload time.
+    pub created_at: String,
+}
+
+/// Per-instance overrides of the host's resource envelope (each capped by the
+/// host maximum).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceLimits {
+    /// Invocation deadline in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Guest memory cap in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+}
+
+/// A configured account of a connector.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRecord {
+    /// Opaque id, `inst_` + 26 characters.
+    pub id: String,
+    /// Operator-chosen display name.
+    pub name: String,
+    /// Connector id (`name@version`).
+    pub connector: String,
+    /// Non-secret configuration, valid against the connector's config schema.
+    pub config: serde_json::Value,
+    /// Resource overrides.
+    #[serde(default)]
+    pub limits: InstanceLimits,
+    /// Lifecycle status, e.g. `ACTIVE`.
+    pub status: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// An API token; only the hash of the token is stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    /// Short public id, safe to log.
+    pub id: String,
+    /// What the token may do, e.g. `admin`.
+    pub scope: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// The storage operations the host needs. Implementations must make each
+/// method atomic.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a connector with its bytes and compiled artifact, atomically.
+    /// Fails with [`StoreError::Conflict`] if the id exists with another digest.
+    /// Returns `false` (and changes nothing) if the identical connector exists.
+    fn put_connector(
+        &self,
+        record: &ConnectorRecord,
+        bytes: &[u8],
+        artifact: &[u8],
+    ) -> StoreResult<bool>;
+    /// Looks a connector up by `name@version`.
+    fn connector(&self, id: &str) -> StoreResult<Option<ConnectorRecord>>;
+    /// All connectors, ordered by id.
+    fn connectors(&self) -> StoreResult<Vec<ConnectorRecord>>;
+    /// Deletes a connector and its blobs; refuses while instances use it.
+    fn delete_connector(&self, id: &str) -> StoreResult<()>;
+    /// The component bytes of a digest.
+    fn component_bytes(&self, digest: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// The compiled artifact of a digest.
+    fn artifact(&self, digest: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Replaces the compiled artifact of a digest (after a recompile).
+    fn put_artifact(&self, digest: &str, artifact: &[u8]) -> StoreResult<()>;
+
+    /// Creates an instance; fails if its connector does not exist.
+    fn create_instance(&self, record: &InstanceRecord) -> StoreResult<()>;
+    /// Looks an instance up.
+    fn instance(&self, id: &str) -> StoreResult<Option<InstanceRecord>>;
+    /// All instances, ordered by id.
+    fn instances(&self) -> StoreResult<Vec<InstanceRecord>>;
+    /// Deletes an instance.
+    fn delete_instance(&self, id: &str) -> StoreResult<()>;
+
+    /// Stores an API token by the hash of its secret.
+    fn put_token(&self, hash: &[u8; 32], record: &TokenRecord) -> StoreResult<()>;
+    /// Finds a token by the hash of its secret.
+    fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
+    /// Whether any token exists (first start creates the admin token).
+    fn has_tokens(&self) -> StoreResult<bool>;
+
+    /// Flushes buffered writes to disk.
+    fn flush(&self) -> StoreResult<()>;
+}

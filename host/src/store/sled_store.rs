@@ -1,0 +1,357 @@
+//! The embedded [`Store`] on sled: one directory, no server.
+//!
+//! Records are JSON (readable with any sled dump tool, cheap at our sizes).
+//! Multi-tree writes use sled transactions so a crash leaves either the old or
+//! the new state. `connector_refs` counts instances per connector so deleting a
+//! connector can refuse atomically while instances still use it (sled
+//! transactions cannot scan).
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::{
+    ConnectorRecord, InstanceRecord, Store, StoreError, StoreResult, TokenRecord,
+};
+
+const CONNECTORS: &str = "connectors";
+const BLOBS: &str = "component_bytes";
+const ARTIFACTS: &str = "artifacts";
+const INSTANCES: &str = "instances";
+const REFS: &str = "connector_refs";
+const TOKENS: &str = "tokens";
+
+/// sled-backed store.
+pub struct SledStore {
+    db: sled::Db,
+    connectors: sled::Tree,
+    blobs: sled::Tree,
+    artifacts: sled::Tree,
+    instances: sled::Tree,
+    refs: sled::Tree,
+    tokens: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Flush every 500 ms in the background; explicit flushes happen on
+            // writes that must survive a crash right away.
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(backend)?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(Self {
+            connectors: tree(CONNECTORS)?,
+            blobs: tree(BLOBS)?,
+            artifacts: tree(ARTIFACTS)?,
+            instances: tree(INSTANCES)?,
+            refs: tree(REFS)?,
+            tokens: tree(TOKENS)?,
+            db,
+        })
+    }
+
+    fn durable<T>(&self, value: T) -> StoreResult<T> {
+        self.db.flush().map_err(backend)?;
+        Ok(value)
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(backend)
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        message: e.to_string(),
+    })
+}
+
+fn get<T: DeserializeOwned>(t: &sled::Tree, name: &'static str, key: &str) -> StoreResult<Option<T>> {
+    t.get(key).map_err(backend)?.map(|v| decode(name, &v)).transpose()
+}
+
+fn all<T: DeserializeOwned>(t: &sled::Tree, name: &'static str) -> StoreResult<Vec<T>> {
+    t.iter()
+        .values()
+        .map(|v| decode(name, &v.map_err(backend)?))
+        .collect()
+}
+
+/// Maps a transaction outcome, turning our own aborts back into [`StoreError`].
+fn finish<T>(r: Result<T, TransactionError<StoreError>>) -> StoreResult<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => backend(e),
+    })
+}
+
+fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn read_count(t: &TransactionalTree, key: &str) -> Result<u64, ConflictableTransactionError<StoreError>> {
+    Ok(t.get(key)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0))
+}
+
+impl Store for SledStore {
+    fn put_connector(
+        &self,
+        record: &ConnectorRecord,
+        bytes: &[u8],
+        artifact: &[u8],
+    ) -> StoreResult<bool> {
+        let value = encode(record)?;
+        let created = finish((&self.connectors, &self.blobs, &self.artifacts).transaction(
+            |(connectors, blobs, artifacts)| {
+                if let Some(existing) = connectors.get(&record.id)? {
+                    let existing: ConnectorRecord = match decode(CONNECTORS, &existing) {
+                        Ok(r) => r,
+                        Err(e) => return abort(e),
+                    };
+                    if existing.digest == record.digest {
+                        return Ok(false);
+                    }
+                    return abort(StoreError::Conflict(format!(
+                        "connector {} already exists with different bytes (sha256 {}); \
+                         bump the version to upload a change",
+                        record.id, existing.digest
+                    )));
+                }
+                connectors.insert(record.id.as_bytes(), value.as_slice())?;
+                blobs.insert(record.digest.as_bytes(), bytes)?;
+                artifacts.insert(record.digest.as_bytes(), artifact)?;
+                Ok(true)
+            },
+        ))?;
+        self.durable(created)
+    }
+
+    fn connector(&self, id: &str) -> StoreResult<Option<ConnectorRecord>> {
+        get(&self.connectors, CONNECTORS, id)
+    }
+
+    fn connectors(&self) -> StoreResult<Vec<ConnectorRecord>> {
+        all(&self.connectors, CONNECTORS)
+    }
+
+    fn delete_connector(&self, id: &str) -> StoreResult<()> {
+        finish(
+            (&self.connectors, &self.blobs, &self.artifacts, &self.refs).transaction(
+                |(connectors, blobs, artifacts, refs)| {
+                    let Some(existing) = connectors.get(id)? else {
+                        return abort(StoreError::NotFound(format!("connector {id}")));
+                    };
+                    let in_use = read_count(refs, id)?;
+                    if in_use > 0 {
+                        return abort(StoreError::Conflict(format!(
+                            "connector {id} is used by {in_use} instance(s); delete them first"
+                        )));
+                    }
+                    let record: ConnectorRecord = match decode(CONNECTORS, &existing) {
+                        Ok(r) => r,
+                        Err(e) => return abort(e),
+                    };
+                    connectors.remove(id)?;
+                    blobs.remove(record.digest.as_bytes())?;
+                    artifacts.remove(record.digest.as_bytes())?;
+                    refs.remove(id)?;
+                    Ok(())
+                },
+            ),
+        )?;
+        self.durable(())
+    }
+
+    fn component_bytes(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.blobs.get(digest).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn artifact(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.artifacts.get(digest).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn put_artifact(&self, digest: &str, artifact: &[u8]) -> StoreResult<()> {
+        self.artifacts.insert(digest, artifact).map_err(backend)?;
+        self.durable(())
+    }
+
+    fn create_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
+        let value = encode(record)?;
+        finish((&self.connectors, &self.instances, &self.refs).transaction(
+            |(connectors, instances, refs)| {
+                if connectors.get(&record.connector)?.is_none() {
+                    return abort(StoreError::NotFound(format!("connector {}", record.connector)));
+                }
+                if instances.get(&record.id)?.is_some() {
+                    return abort(StoreError::Conflict(format!("instance {} exists", record.id)));
+                }
+                let count = read_count(refs, &record.connector)?;
+                refs.insert(record.connector.as_bytes(), &(count + 1).to_be_bytes())?;
+                instances.insert(record.id.as_bytes(), value.as_slice())?;
+                Ok(())
+            },
+        ))?;
+        self.durable(())
+    }
+
+    fn instance(&self, id: &str) -> StoreResult<Option<InstanceRecord>> {
+        get(&self.instances, INSTANCES, id)
+    }
+
+    fn instances(&self) -> StoreResult<Vec<InstanceRecord>> {
+        all(&self.instances, INSTANCES)
+    }
+
+    fn delete_instance(&self, id: &str) -> StoreResult<()> {
+        finish((&self.instances, &self.refs).transaction(|(instances, refs)| {
+            let Some(existing) = instances.remove(id)? else {
+                return abort(StoreError::NotFound(format!("instance {id}")));
+            };
+            let record: InstanceRecord = match decode(INSTANCES, &existing) {
+                Ok(r) => r,
+                Err(e) => return abort(e),
+            };
+            let count = read_count(refs, &record.connector)?;
+            refs.insert(
+                record.connector.as_bytes(),
+                &count.saturating_sub(1).to_be_bytes(),
+            )?;
+            Ok(())
+        }))?;
+        self.durable(())
+    }
+
+    fn put_token(&self, hash: &[u8; 32], record: &TokenRecord) -> StoreResult<()> {
+        self.tokens.insert(hash, encode(record)?).map_err(backend)?;
+        self.durable(())
+    }
+
+    fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
+        self.tokens
+            .get(hash)
+            .map_err(backend)?
+            .map(|v| decode(TOKENS, &v))
+            .transpose()
+    }
+
+    fn has_tokens(&self) -> StoreResult<bool> {
+        Ok(!self.tokens.is_empty())
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.db.flush().map_err(backend).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    fn connector(id: &str, digest: &str) -> ConnectorRecord {
+        let (name, version) = id.split_once('@').unwrap();
+        ConnectorRecord {
+            id: id.into(),
+            name: name.into(),
+            version: version.into(),
+            digest: digest.into(),
+            size: 3,
+            manifest: Manifest::minimal(name, version),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn instance(id: &str, connector: &str) -> InstanceRecord {
+        InstanceRecord {
+            id: id.into(),
+            name: id.into(),
+            connector: connector.into(),
+            config: serde_json::json!({}),
+            limits: Default::default(),
+            status: "ACTIVE".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn temp_store() -> (SledStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "pb-store-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        (SledStore::open(&dir).unwrap(), dir)
+    }
+
+    #[test]
+    fn connector_put_is_idempotent_and_conflicts_on_new_bytes() {
+        let (store, dir) = temp_store();
+        assert!(store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap());
+        assert!(!store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap());
+        let err = store
+            .put_connector(&connector("a@1.0.0", "d2"), b"xyz", b"art")
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert_eq!(store.component_bytes("d1").unwrap().unwrap(), b"abc");
+        assert!(store.component_bytes("d2").unwrap().is_none());
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn connector_with_instances_cannot_be_deleted() {
+        let (store, dir) = temp_store();
+        store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap();
+        store.create_instance(&instance("i1", "a@1.0.0")).unwrap();
+        let err = store.create_instance(&instance("i2", "missing@1.0.0")).unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)));
+        let err = store.delete_connector("a@1.0.0").unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        store.delete_instance("i1").unwrap();
+        store.delete_connector("a@1.0.0").unwrap();
+        assert!(store.connector("a@1.0.0").unwrap().is_none());
+        assert!(store.component_bytes("d1").unwrap().is_none());
+        assert!(store.artifact("d1").unwrap().is_none());
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn records_survive_reopen() {
+        let (store, dir) = temp_store();
+        store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap();
+        store.create_instance(&instance("i1", "a@1.0.0")).unwrap();
+        store
+            .put_token(
+                &[7; 32],
+                &TokenRecord {
+                    id: "t1".into(),
+                    scope: "admin".into(),
+                    created_at: "now".into(),
+                },
+            )
+            .unwrap();
+        drop(store);
+        let store = SledStore::open(&dir).unwrap();
+        assert_eq!(store.connectors().unwrap().len(), 1);
+        assert_eq!(store.instance("i1").unwrap().unwrap().connector, "a@1.0.0");
+        assert!(store.has_tokens().unwrap());
+        assert_eq!(store.token(&[7; 32]).unwrap().unwrap().scope, "admin");
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,92 @@
+//! In-process cost of one invocation of the `echo` connector: a fresh store,
+//! instantiation from the pre-linked component, the `invoke` call with JSON
+//! in and out, and teardown — the per-call work the HTTP API adds around.
+//!
+//! Baseline in the same run: the same JSON work done natively (parse the
+//! params, build the result, serialize it).
+//!
+//! Run: `RUST_BACKTRACE=0 cargo bench -p plugboard-tests --bench invoke`
+//! (with `RUST_BACKTRACE=1` wasmtime captures a backtrace on every store
+//! drop, which costs ~15%). Set `PLUGBOARD_BENCH_CALLS` to change N.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plugboard::config::Limits;
+use plugboard::egress::Allowlist;
+use plugboard::runtime::{Call, Envelope, Invocation, Runtime};
+use serde_json::{Value, json};
+
+fn summarize(name: &str, mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    let n = samples.len();
+    let total: Duration = samples.iter().sum();
+    let mean = total.as_secs_f64() * 1e6 / n as f64;
+    let pct = |p: f64| samples[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1e6;
+    println!(
+        "{name:<28} n={n:<7} mean={mean:>8.2} µs  p50={:>8.2} µs  p99={:>8.2} µs",
+        pct(0.50),
+        pct(0.99)
+    );
+    mean
+}
+
+fn main() {
+    let calls: usize = std::env::var("PLUGBOARD_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
+        let bytes = std::fs::read(plugboard_tests::ECHO_WASM).unwrap();
+        let started = Instant::now();
+        let prepared = runtime.prepare(Arc::new(bytes)).await.unwrap();
+        println!("compile + describe of echo: {:?}", started.elapsed());
+        let loaded = prepared.loaded;
+        let params = json!({"message": "hello", "data": {"n": [1, 2, 3]}}).to_string();
+        let invocation = Invocation {
+            connector: Arc::from("echo@bench"),
+            instance: Some(Arc::from("inst_bench")),
+            config: Arc::new(json!({})),
+        };
+        let allowlist = Arc::new(Allowlist::default());
+        let envelope = Envelope::for_instance(runtime.limits(), &Default::default());
+        let call = || Call::Invoke {
+            method: "echo".into(),
+            params: params.clone(),
+        };
+
+        // Warm up the pool slots and caches.
+        for _ in 0..500 {
+            runtime
+                .call(&loaded, invocation.clone(), allowlist.clone(), envelope, call())
+                .await
+                .unwrap();
+        }
+        let mut samples = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let t = Instant::now();
+            let out = runtime
+                .call(&loaded, invocation.clone(), allowlist.clone(), envelope, call())
+                .await
+                .unwrap();
+            samples.push(t.elapsed());
+            std::hint::black_box(out);
+        }
+        let wasm = summarize("echo: instantiate + invoke", samples);
+
+        let mut native = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let t = Instant::now();
+            let p: Value = serde_json::from_str(&params).unwrap();
+            let out = json!({"message": p["message"], "data": p["data"]}).to_string();
+            native.push(t.elapsed());
+            std::hint::black_box(out);
+        }
+        let base = summarize("native baseline (JSON only)", native);
+        println!("ratio wasm/native: {:.1}x", wasm / base);
+    });
+}

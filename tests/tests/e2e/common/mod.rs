@@ -1,0 +1,327 @@
+//! Shared harness of the end-to-end tests: a real `plugboard serve` process on
+//! an ephemeral loopback port with its own data directory, an HTTP client
+//! that talks to it like a user would, and fake upstreams on 127.0.0.1.
+
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The host binary built from this workspace for the tests.
+pub const HOST_BIN: &str = env!("CARGO_BIN_EXE_plugboard-e2e-host");
+
+/// A running host process.
+pub struct Host {
+    child: Option<Child>,
+    pub url: String,
+    pub token: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub client: reqwest::Client,
+    // Keeps the temporary directory alive as long as the host.
+    root: Arc<tempfile::TempDir>,
+}
+
+/// Default flags for test hosts: small pools so parallel tests stay light.
+pub const TEST_FLAGS: &[&str] = &["--max-instances", "64"];
+
+impl Host {
+    /// Starts a host with a fresh data directory.
+    pub fn start(extra: &[&str]) -> Host {
+        let root = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_in(root, extra)
+    }
+
+    /// Starts a host whose data directory lives in `root` (reused across
+    /// restarts).
+    pub fn start_in(root: Arc<tempfile::TempDir>, extra: &[&str]) -> Host {
+        let data_dir = root.path().join("plugboard-data");
+        let log_path = root.path().join(format!("host-{}.log", uuid_like()));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new(HOST_BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .args(TEST_FLAGS)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Wait for the line announcing the bound address (bounded: a host
+        // that does not come up within 60 s fails the test with its log).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("plugboard listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "host did not start; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+        };
+        let token = std::fs::read_to_string(data_dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Host {
+            child: Some(child),
+            url,
+            token,
+            data_dir,
+            log_path,
+            client: reqwest::Client::new(),
+            root,
+        }
+    }
+
+    /// The temporary root (to restart a host on the same data directory).
+    pub fn root(&self) -> Arc<tempfile::TempDir> {
+        self.root.clone()
+    }
+
+    /// Stops the host gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let status = child.wait().unwrap();
+            assert!(status.success(), "host exited with {status}; log:\n{}", self.log());
+        }
+    }
+
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Everything the host logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn v1(&self, path: &str) -> String {
+        format!("{}/v1{}", self.url, path)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = req.bearer_auth(&self.token).send().await.unwrap();
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("non-JSON answer ({status}): {e}: {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.get(self.v1(path))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.delete(self.v1(path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.post(self.v1(path)).json(&body)).await
+    }
+
+    pub async fn upload_bytes(&self, bytes: Vec<u8>) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .post(self.v1("/connectors"))
+                .header("content-type", "application/wasm")
+                .body(bytes),
+        )
+        .await
+    }
+
+    pub async fn upload(&self, path: &str) -> (StatusCode, Value) {
+        self.upload_bytes(std::fs::read(path).unwrap()).await
+    }
+
+    /// Uploads (if needed) and creates an instance; returns its id.
+    pub async fn instance(&self, wasm: &str, config: Value) -> String {
+        let (status, body) = self.upload(wasm).await;
+        assert!(status.is_success(), "upload failed: {status} {body}");
+        let (status, body) = self
+            .post(
+                "/instances",
+                json!({ "connector": body["id"], "name": "test", "config": config }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn invoke(&self, instance: &str, method: &str, params: Value) -> (StatusCode, Value) {
+        self.post(
+            &format!("/instances/{instance}/methods/{method}"),
+            json!({ "parameters": params }),
+        )
+        .await
+    }
+
+    pub async fn healthz(&self) -> Value {
+        self.client
+            .get(format!("{}/healthz", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Asserts an error answer's status and code, returning the error object.
+#[track_caller]
+pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str) -> Value {
+    let (s, body) = answer;
+    assert_eq!(s.as_u16(), status, "expected {status} {code}, got {s}: {body}");
+    assert_eq!(body["status"], "ERROR", "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error without message: {body}"
+    );
+    body["error"].clone()
+}
+
+/// One request a fake upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A small HTTP server on 127.0.0.1 standing in for a platform's API. It
+/// behaves like a typical JSON REST API: list/create with proper status
+/// codes, JSON error bodies, and a few scripted failures.
+pub struct FakeUpstream {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeUpstream {
+    pub async fn start() -> FakeUpstream {
+        use axum::extract::Request;
+        use axum::response::IntoResponse;
+
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let log = received.clone();
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let log = log.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
+                let path = parts.uri.path().to_owned();
+                log.lock().unwrap().push(Received {
+                    method: parts.method.to_string(),
+                    path: path.clone(),
+                    query: parts.uri.query().map(str::to_owned),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                        .collect(),
+                    body: body.clone(),
+                });
+                let j = |status: u16, v: Value| {
+                    (StatusCode::from_u16(status).unwrap(), axum::Json(v)).into_response()
+                };
+                match (parts.method.as_str(), path.as_str()) {
+                    ("GET", "/api/items") => j(200, json!([{"id": 1, "name": "first"}, {"id": 2, "name": "second"}])),
+                    ("POST", "/api/items") => {
+                        let mut item: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        item["id"] = json!(3);
+                        j(201, item)
+                    }
+                    ("GET", "/api/text") => "plain text".into_response(),
+                    ("GET", "/api/bad") => j(400, json!({"message": "field `name` is required"})),
+                    ("GET", "/api/limited") => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "30")],
+                        axum::Json(json!({"message": "slow down"})),
+                    )
+                        .into_response(),
+                    ("GET", "/api/boom") => j(503, json!({"message": "upstream maintenance"})),
+                    _ => j(404, json!({"message": "no such resource"})),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        FakeUpstream {
+            url,
+            received,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: each starts a real host process on an ephemeral
+//! loopback port and uses it over HTTP, with real components built from
+//! source and fake upstreams on 127.0.0.1.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod common;
+
+mod auth_restart;
+mod invoke;
+mod readme;
+mod rest;
+mod sandbox;
+mod upload;
