@@ -1,0 +1,137 @@
+//! `hostile`: a connector that misbehaves on purpose, for the sandbox tests.
+//!
+//! Each method attacks one limit of the host: `spin` the CPU deadline,
+//! `allocate` the memory cap, `panic` and `abort` trap handling, `fetch` the
+//! egress policy (any URL, method and headers, so tests can also try
+//! undeclared hosts, private addresses and header smuggling). The only
+//! declared host is the instance config's `allowed` URL.
+
+use std::collections::BTreeMap;
+
+use plugboard_guest::http::Request;
+use plugboard_guest::prelude::*;
+
+/// Instance config.
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code, reason = "only declares the schema")]
+struct HostileConfig {
+    /// The one host pattern the manifest declares (`{allowed}`), e.g. `http://127.0.0.1:8080`.
+    allowed: String,
+}
+
+/// Parameters of `allocate`.
+#[derive(Deserialize, JsonSchema)]
+struct AllocateParams {
+    /// How many MiB to allocate and touch.
+    mib: u32,
+}
+
+/// Parameters of `panic`.
+#[derive(Deserialize, JsonSchema)]
+struct PanicParams {
+    /// The panic message.
+    message: String,
+}
+
+/// Parameters of `fetch`.
+#[derive(Deserialize, JsonSchema)]
+struct FetchParams {
+    /// Absolute URL to request.
+    url: String,
+    /// HTTP method, `GET` by default.
+    #[serde(default)]
+    method: Option<String>,
+    /// Extra request headers (tests try `host`, hop-by-hop headers, …).
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+    /// Request body, sent as text.
+    #[serde(default)]
+    body: Option<String>,
+    /// Response body cap in bytes (the SDK's default otherwise).
+    #[serde(default)]
+    max_bytes: Option<u64>,
+}
+
+/// Result of `fetch`: what came back, whatever the status.
+#[derive(Serialize, JsonSchema)]
+struct FetchResult {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    /// The body as text.
+    body: String,
+}
+
+/// The connector.
+struct Hostile;
+
+impl Connector for Hostile {
+    fn manifest() -> Manifest {
+        Manifest::new(
+            "hostile",
+            env!("CARGO_PKG_VERSION"),
+            "Misbehaves on purpose to test the sandbox: loops, memory bombs, panics, aborts, egress.",
+        )
+        .method::<NoParams, ()>("spin", "Loops forever without I/O.")
+        .method::<AllocateParams, Value>("allocate", "Allocates and touches `mib` MiB, 1 MiB at a time.")
+        .method::<PanicParams, ()>("panic", "Panics with `message`.")
+        .method::<FetchParams, FetchResult>("fetch", "Requests `url` and returns status, headers and body.")
+        .method::<NoParams, ()>("abort", "Calls `std::process::abort()`.")
+        .config_schema::<HostileConfig>()
+        .host("{allowed}")
+    }
+
+    fn invoke(method: &str, params: Params) -> Result<Value> {
+        match method {
+            "spin" => params.call(|_: NoParams| -> Result<()> { spin() }),
+            "allocate" => params.call(|p: AllocateParams| {
+                let mut blocks: Vec<Vec<u8>> = Vec::new();
+                for i in 0..p.mib {
+                    // `vec![x; n]` with a non-zero byte writes every page, so
+                    // the memory is really committed, not just reserved.
+                    let fill = u8::try_from(i % 251).unwrap_or(1) | 1;
+                    blocks.push(std::hint::black_box(vec![fill; 1024 * 1024]));
+                }
+                let touched: usize = blocks.iter().map(|b| usize::from(b[b.len() - 1])).sum();
+                Ok(json!({ "allocated_mib": p.mib, "checksum": std::hint::black_box(touched) }))
+            }),
+            "panic" => params.call(|p: PanicParams| -> Result<()> { panic!("{}", p.message) }),
+            "fetch" => params.call(fetch),
+            "abort" => params.call(|_: NoParams| -> Result<()> { std::process::abort() }),
+            other => Err(Error::unknown_method(other)),
+        }
+    }
+}
+
+/// Burns CPU until the host interrupts it.
+fn spin() -> Result<()> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// The `fetch` method: transport errors propagate as the SDK maps them.
+fn fetch(p: FetchParams) -> Result<FetchResult> {
+    let mut req = Request::new(p.method.unwrap_or_else(|| "GET".to_owned()), p.url);
+    for (name, value) in p.headers.unwrap_or_default() {
+        req = req.header(name, value);
+    }
+    if let Some(body) = p.body {
+        req = req.body(body);
+    }
+    if let Some(max) = p.max_bytes {
+        req = req.max_response_bytes(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    let response = req.send()?;
+    let mut headers = BTreeMap::new();
+    for (name, value) in &response.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    Ok(FetchResult {
+        status: response.status,
+        headers,
+        body: response.text(),
+    })
+}
+
+plugboard_guest::export_connector!(Hostile);
