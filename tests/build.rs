@@ -1,0 +1,143 @@
+//! Builds every guest component from source for `wasm32-wasip2`.
+//!
+//! Like wasmtime's `crates/test-programs/artifacts`, this runs a nested
+//! `cargo build` of the guest crates with a target directory of its own
+//! (`target/guests`), so the outer build's lock and artifacts are never
+//! touched, and hands the `.wasm` paths to the library as `PLUGBOARD_*_WASM`
+//! environment variables. No prebuilt `.wasm` is ever committed.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// (package, artifact file stem, env var) of every guest.
+const GUESTS: &[(&str, &str, &str)] = &[
+    ("echo", "echo", "PLUGBOARD_ECHO_WASM"),
+    ("rest", "rest", "PLUGBOARD_REST_WASM"),
+    ("hostile", "hostile", "PLUGBOARD_HOSTILE_WASM"),
+    ("wrong-world", "wrong-world", "PLUGBOARD_WRONG_WORLD_WASM"),
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf();
+    let target_dir = workspace.join("target").join("guests");
+
+    for dir in [
+        "guest-sdk",
+        "connectors",
+        "tests/guests",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
+    check_target_installed(&rustc);
+
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(&workspace)
+        .args(["build", "--release", "--target", TARGET])
+        .args(GUESTS.iter().flat_map(|(package, _, _)| ["-p", package]))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        // Small, quick to build, names kept: panic messages live in data and
+        // survive stripping anyway, and the name section makes traps readable.
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "false");
+    // Nothing of the outer (native) build may reach the wasm build: its
+    // rustflags (coverage, sanitizers, target-cpu) would break it, `cargo
+    // clippy`'s workspace wrapper would lint guests with outer settings, and
+    // the per-build-script variables would look like settings of the guest
+    // crates' own build scripts (a stray `CARGO_FEATURE_*` enables a feature).
+    // `CARGO_MAKEFLAGS` stays, so the nested build shares the jobserver.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "OUT_DIR",
+        "TARGET",
+        "HOST",
+        "PROFILE",
+        "OPT_LEVEL",
+        "DEBUG",
+        "NUM_JOBS",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if [
+            "CARGO_CFG_",
+            "CARGO_FEATURE_",
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+        {
+            cmd.env_remove(key);
+        }
+    }
+
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {}: {e}", Path::new(&cargo).display()));
+    if !output.status.success() {
+        panic!(
+            "building the guest components failed ({}):\n{}\n\nrerun by hand with:\n  \
+             CARGO_TARGET_DIR=target/guests cargo build --release --target {TARGET} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            GUESTS
+                .iter()
+                .map(|(p, _, _)| format!("-p {p}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+
+    let out = target_dir.join(TARGET).join("release");
+    for (package, stem, var) in GUESTS {
+        let wasm = out.join(format!("{stem}.wasm"));
+        assert!(
+            wasm.is_file(),
+            "the build of `{package}` succeeded but {} is missing",
+            wasm.display()
+        );
+        println!("cargo:rustc-env={var}={}", wasm.display());
+    }
+}
+
+/// Fails early, with the fix, when the standard library for the target is
+/// missing (otherwise the nested build ends in a puzzling "can't find crate
+/// for `core`").
+fn check_target_installed(rustc: &OsString) {
+    let libdir = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    // A rustc that cannot even print the directory will fail the build below
+    // with its own message; only a missing directory is diagnosed here.
+    if let Some(dir) = libdir
+        && !dir.is_dir()
+    {
+        panic!(
+            "the Rust standard library for {TARGET} is not installed ({} is missing); \
+             install it with:\n\n    rustup target add {TARGET}\n",
+            dir.display()
+        );
+    }
+}
