@@ -1,4 +1,4 @@
-//! Write [Plugboard](https://example.invalid/plugboard) connectors as plain Rust.
+//! Write Plugboard connectors as plain Rust.
 //!
 //! A connector is a WebAssembly component (`wasm32-wasip2`) implementing the
 //! `plugboard:connector/connector` world in `wit/connector.wit`. This crate
@@ -278,3 +278,8 @@ pub mod __private {
         }
     }
 }
+
+/// Compiles the README's example, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
