@@ -38,7 +38,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
         let bytes = std::fs::read(plugboard_tests::ECHO_WASM).unwrap();
@@ -62,7 +65,13 @@ fn main() {
         // Warm up the pool slots and caches.
         for _ in 0..500 {
             runtime
-                .call(&loaded, invocation.clone(), allowlist.clone(), envelope, call())
+                .call(
+                    &loaded,
+                    invocation.clone(),
+                    allowlist.clone(),
+                    envelope,
+                    call(),
+                )
                 .await
                 .unwrap();
         }
@@ -70,7 +79,13 @@ fn main() {
         for _ in 0..calls {
             let t = Instant::now();
             let out = runtime
-                .call(&loaded, invocation.clone(), allowlist.clone(), envelope, call())
+                .call(
+                    &loaded,
+                    invocation.clone(),
+                    allowlist.clone(),
+                    envelope,
+                    call(),
+                )
                 .await
                 .unwrap();
             samples.push(t.elapsed());

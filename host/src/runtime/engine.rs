@@ -52,7 +52,7 @@ pub fn build(limits: &Limits) -> Result<Engine> {
     pool.linear_memory_keep_resident(4 << 20);
     pool.table_keep_resident(64 << 10);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
+    Ok(Engine::new(&config)?)
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on one thread, until

@@ -29,7 +29,7 @@ pub use self::state::Invocation;
 use crate::config::Limits;
 use crate::egress::{Allowlist, EgressHooks, OutboundOutcome};
 use crate::manifest::Manifest;
-use crate::store::{ConnectorRecord, InstanceLimits, Store as _};
+use crate::store::{ConnectorRecord, InstanceLimits};
 
 /// Raised (as a trap) when the wall-clock deadline passes while guest code runs.
 #[derive(Debug, thiserror::Error)]

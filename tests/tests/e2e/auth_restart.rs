@@ -13,7 +13,10 @@ async fn every_v1_route_needs_a_valid_token() {
     assert_eq!(mode(&token_file), 0o600, "token file must be owner-only");
     assert_eq!(mode(&host.data_dir), 0o700, "data dir must be owner-only");
     assert!(host.token.starts_with("pb_"));
-    assert!(!host.log().contains(&host.token), "the token must never be logged");
+    assert!(
+        !host.log().contains(&host.token),
+        "the token must never be logged"
+    );
 
     let routes = [
         ("GET", "/v1/connectors"),
@@ -30,7 +33,12 @@ async fn every_v1_route_needs_a_valid_token() {
     for (method, path) in routes {
         let url = format!("{}{}", host.url, path);
         let m: reqwest::Method = method.parse().unwrap();
-        for auth in [None, Some("Bearer pb_wrong"), Some("Basic YWRtaW46YWRtaW4="), Some(format!("Bearer {}x", host.token).as_str())] {
+        for auth in [
+            None,
+            Some("Bearer pb_wrong"),
+            Some("Basic YWRtaW46YWRtaW4="),
+            Some(format!("Bearer {}x", host.token).as_str()),
+        ] {
             let mut req = host.client.request(m.clone(), &url);
             if let Some(a) = auth {
                 req = req.header("authorization", a);
@@ -54,8 +62,15 @@ async fn every_v1_route_needs_a_valid_token() {
 #[tokio::test]
 async fn restart_keeps_everything_and_does_not_recompile() {
     let mut host = Host::start(&[]);
-    let inst = host.instance(ECHO_WASM, json!({"greeting": "persisted"})).await;
-    assert_eq!(host.invoke(&inst, "echo", json!({"message": "before"})).await.0, 200);
+    let inst = host
+        .instance(ECHO_WASM, json!({"greeting": "persisted"}))
+        .await;
+    assert_eq!(
+        host.invoke(&inst, "echo", json!({"message": "before"}))
+            .await
+            .0,
+        200
+    );
     assert_eq!(host.healthz().await["runtime"]["compiled"], 1);
     let token = host.token.clone();
     let root = host.root();
@@ -71,11 +86,20 @@ async fn restart_keeps_everything_and_does_not_recompile() {
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["config"]["greeting"], "persisted");
 
-    let (status, body) = host.invoke(&inst, "echo", json!({"message": "after"})).await;
+    let (status, body) = host
+        .invoke(&inst, "echo", json!({"message": "after"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["message"], "after");
     let health = host.healthz().await;
-    assert_eq!(health["runtime"]["compiled"], 0, "restart must not recompile: {health}");
+    assert_eq!(
+        health["runtime"]["compiled"], 0,
+        "restart must not recompile: {health}"
+    );
     assert_eq!(health["runtime"]["deserialized"], 1, "{health}");
-    assert!(host.log().contains("loaded compiled artifact"), "{}", host.log());
+    assert!(
+        host.log().contains("loaded compiled artifact"),
+        "{}",
+        host.log()
+    );
 }

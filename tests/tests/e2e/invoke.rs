@@ -11,7 +11,11 @@ async fn echo_returns_its_json() {
     let host = Host::start(&[]);
     let inst = host.instance(ECHO_WASM, json!({"greeting": "hi"})).await;
     let (status, body) = host
-        .invoke(&inst, "echo", json!({"message": "hello", "data": {"n": [1, 2, 3]}}))
+        .invoke(
+            &inst,
+            "echo",
+            json!({"message": "hello", "data": {"n": [1, 2, 3]}}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "SUCCESS");
@@ -29,17 +33,41 @@ async fn invalid_params_and_unknown_methods_are_refused_before_guest_code() {
     let host = Host::start(&[]);
     let inst = host.instance(ECHO_WASM, json!({})).await;
 
-    let e = assert_error(&host.invoke(&inst, "echo", json!({"message": 5})).await, 400, "INVALID_PARAMS");
+    let e = assert_error(
+        &host.invoke(&inst, "echo", json!({"message": 5})).await,
+        400,
+        "INVALID_PARAMS",
+    );
     assert!(e["message"].as_str().unwrap().contains("/message"), "{e}");
     assert_eq!(e["details"]["errors"][0]["path"], "/message", "{e}");
 
-    let e = assert_error(&host.invoke(&inst, "echo", json!({})).await, 400, "INVALID_PARAMS");
+    let e = assert_error(
+        &host.invoke(&inst, "echo", json!({})).await,
+        400,
+        "INVALID_PARAMS",
+    );
     assert!(e["message"].as_str().unwrap().contains("message"), "{e}");
 
-    let e = assert_error(&host.invoke(&inst, "nope", json!({})).await, 404, "METHOD_NOT_FOUND");
-    assert!(e["details"]["methods"].as_array().unwrap().contains(&json!("echo")), "{e}");
+    let e = assert_error(
+        &host.invoke(&inst, "nope", json!({})).await,
+        404,
+        "METHOD_NOT_FOUND",
+    );
+    assert!(
+        e["details"]["methods"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("echo")),
+        "{e}"
+    );
 
-    assert_error(&host.invoke("inst_missing", "echo", json!({"message": "x"})).await, 404, "NOT_FOUND");
+    assert_error(
+        &host
+            .invoke("inst_missing", "echo", json!({"message": "x"}))
+            .await,
+        404,
+        "NOT_FOUND",
+    );
 
     // Malformed request bodies.
     let resp = host
@@ -71,19 +99,31 @@ async fn connector_errors_map_to_stable_codes() {
     ];
     for (kind, status, code) in cases {
         let answer = host
-            .invoke(&inst, "fail", json!({"kind": kind, "message": format!("failing as {kind}")}))
+            .invoke(
+                &inst,
+                "fail",
+                json!({"kind": kind, "message": format!("failing as {kind}")}),
+            )
             .await;
         let e = assert_error(&answer, status, code);
         assert!(e["message"].as_str().unwrap().contains(kind), "{kind}: {e}");
     }
     let e = assert_error(
-        &host.invoke(&inst, "fail", json!({"kind": "rate_limited", "message": "x"})).await,
+        &host
+            .invoke(
+                &inst,
+                "fail",
+                json!({"kind": "rate_limited", "message": "x"}),
+            )
+            .await,
         429,
         "RATE_LIMIT_EXCEEDED",
     );
     assert_eq!(e["details"]["retryAfterSecs"], 7);
     let e = assert_error(
-        &host.invoke(&inst, "fail", json!({"kind": "upstream", "message": "x"})).await,
+        &host
+            .invoke(&inst, "fail", json!({"kind": "upstream", "message": "x"}))
+            .await,
         422,
         "UPSTREAM_REJECTED",
     );
@@ -96,33 +136,49 @@ async fn instance_config_is_validated_against_the_schema() {
     assert_eq!(host.upload(ECHO_WASM).await.0, 201);
     let e = assert_error(
         &host
-            .post("/instances", json!({"connector": "echo", "name": "x", "config": {"greeting": 12}}))
+            .post(
+                "/instances",
+                json!({"connector": "echo", "name": "x", "config": {"greeting": 12}}),
+            )
             .await,
         400,
         "INVALID_CONFIG",
     );
     assert!(e["message"].as_str().unwrap().contains("/greeting"), "{e}");
     assert_error(
-        &host.post("/instances", json!({"connector": "nope", "name": "x"})).await,
+        &host
+            .post("/instances", json!({"connector": "nope", "name": "x"}))
+            .await,
         400,
         "CONNECTOR_NOT_FOUND",
     );
     assert_error(
-        &host.post("/instances", json!({"connector": "echo", "name": ""})).await,
+        &host
+            .post("/instances", json!({"connector": "echo", "name": ""}))
+            .await,
         400,
         "INVALID_REQUEST",
     );
     assert_error(
-        &host.post("/instances", json!({"connector": "echo", "name": "x", "colour": 1})).await,
+        &host
+            .post(
+                "/instances",
+                json!({"connector": "echo", "name": "x", "colour": 1}),
+            )
+            .await,
         400,
         "INVALID_REQUEST",
     );
-    let (status, created) = host.post("/instances", json!({"connector": "echo", "name": "ok"})).await;
+    let (status, created) = host
+        .post("/instances", json!({"connector": "echo", "name": "ok"}))
+        .await;
     assert_eq!(status, 201, "{created}");
     let (status, list) = host.get("/instances").await;
     assert_eq!(status, 200);
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
-    let (status, shown) = host.get(&format!("/instances/{}", created["id"].as_str().unwrap())).await;
+    let (status, shown) = host
+        .get(&format!("/instances/{}", created["id"].as_str().unwrap()))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(shown["connector"], created["connector"]);
 }

@@ -10,8 +10,12 @@ const README: &str = include_str!("../../../README.md");
 
 /// The shell block between the session markers.
 fn session() -> &'static str {
-    let start = README.find("<!-- session:start -->").expect("session start marker");
-    let end = README.find("<!-- session:end -->").expect("session end marker");
+    let start = README
+        .find("<!-- session:start -->")
+        .expect("session start marker");
+    let end = README
+        .find("<!-- session:end -->")
+        .expect("session end marker");
     let block = &README[start..end];
     let code = block.find("```sh\n").expect("sh code block") + "```sh\n".len();
     let close = block[code..].find("```").expect("closing fence");
@@ -33,6 +37,9 @@ async fn readme_session_works_verbatim() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "session failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(r#""status":"SUCCESS""#), "{stdout}");
-    assert!(stdout.contains(r#""message":"hello, plugboard""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""message":"hello, plugboard""#),
+        "{stdout}"
+    );
     assert!(stdout.contains(r#""code":"INVALID_PARAMS""#), "{stdout}");
 }

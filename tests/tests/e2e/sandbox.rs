@@ -10,7 +10,9 @@ use crate::common::{FakeUpstream, Host, assert_error};
 
 /// Proves the host still works: a normal invocation on another instance.
 async fn still_serving(host: &Host, echo: &str) {
-    let (status, body) = host.invoke(echo, "echo", json!({"message": "still here"})).await;
+    let (status, body) = host
+        .invoke(echo, "echo", json!({"message": "still here"}))
+        .await;
     assert_eq!(status, 200, "host degraded after a hostile call: {body}");
     assert_eq!(body["data"]["message"], "still here");
 }
@@ -20,9 +22,15 @@ async fn infinite_loop_hits_the_deadline() {
     let host = Host::start(&["--invoke-timeout-ms", "1500"]);
     let upstream = FakeUpstream::start().await;
     let echo = host.instance(ECHO_WASM, json!({})).await;
-    let hostile = host.instance(HOSTILE_WASM, json!({"allowed": upstream.url})).await;
+    let hostile = host
+        .instance(HOSTILE_WASM, json!({"allowed": upstream.url}))
+        .await;
     let started = Instant::now();
-    let e = assert_error(&host.invoke(&hostile, "spin", json!({})).await, 504, "TIMEOUT_ERROR");
+    let e = assert_error(
+        &host.invoke(&hostile, "spin", json!({})).await,
+        504,
+        "TIMEOUT_ERROR",
+    );
     let elapsed = started.elapsed();
     assert_eq!(e["details"]["timeoutMs"], 1500, "{e}");
     // Ends at the deadline: not before it, and not long after it (the epoch
@@ -44,7 +52,9 @@ async fn instance_limits_narrow_the_deadline() {
         .await;
     assert_eq!(status, 201, "{inst}");
     let e = assert_error(
-        &host.invoke(inst["id"].as_str().unwrap(), "spin", json!({})).await,
+        &host
+            .invoke(inst["id"].as_str().unwrap(), "spin", json!({}))
+            .await,
         504,
         "TIMEOUT_ERROR",
     );
@@ -55,13 +65,22 @@ async fn instance_limits_narrow_the_deadline() {
 async fn memory_bomb_hits_the_memory_cap() {
     let host = Host::start(&["--max-memory-mib", "64"]);
     let echo = host.instance(ECHO_WASM, json!({})).await;
-    let hostile = host.instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"})).await;
+    let hostile = host
+        .instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"}))
+        .await;
     // Within the cap: fine.
     let (status, body) = host.invoke(&hostile, "allocate", json!({"mib": 16})).await;
     assert_eq!(status, 200, "{body}");
     // Beyond it: MEMORY_LIMIT, not a crash.
-    let e = assert_error(&host.invoke(&hostile, "allocate", json!({"mib": 512})).await, 500, "MEMORY_LIMIT");
-    assert!(e["message"].as_str().unwrap().contains("memory limit"), "{e}");
+    let e = assert_error(
+        &host.invoke(&hostile, "allocate", json!({"mib": 512})).await,
+        500,
+        "MEMORY_LIMIT",
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("memory limit"),
+        "{e}"
+    );
     still_serving(&host, &echo).await;
     // The next call on the same instance gets a fresh sandbox.
     let (status, body) = host.invoke(&hostile, "allocate", json!({"mib": 16})).await;
@@ -72,12 +91,27 @@ async fn memory_bomb_hits_the_memory_cap() {
 async fn panics_and_aborts_are_reported_with_the_guest_message() {
     let host = Host::start(&[]);
     let echo = host.instance(ECHO_WASM, json!({})).await;
-    let hostile = host.instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"})).await;
+    let hostile = host
+        .instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"}))
+        .await;
     let marker = "kaboom-7f3a";
-    let e = assert_error(&host.invoke(&hostile, "panic", json!({"message": marker})).await, 500, "CONNECTOR_TRAPPED");
-    assert!(e["message"].as_str().unwrap().contains(marker), "guest message missing: {e}");
+    let e = assert_error(
+        &host
+            .invoke(&hostile, "panic", json!({"message": marker}))
+            .await,
+        500,
+        "CONNECTOR_TRAPPED",
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains(marker),
+        "guest message missing: {e}"
+    );
     still_serving(&host, &echo).await;
-    assert_error(&host.invoke(&hostile, "abort", json!({})).await, 500, "CONNECTOR_TRAPPED");
+    assert_error(
+        &host.invoke(&hostile, "abort", json!({})).await,
+        500,
+        "CONNECTOR_TRAPPED",
+    );
     still_serving(&host, &echo).await;
 }
 
@@ -87,11 +121,17 @@ async fn undeclared_hosts_are_denied() {
     let allowed = FakeUpstream::start().await;
     let other = FakeUpstream::start().await;
     let echo = host.instance(ECHO_WASM, json!({})).await;
-    let hostile = host.instance(HOSTILE_WASM, json!({"allowed": allowed.url})).await;
+    let hostile = host
+        .instance(HOSTILE_WASM, json!({"allowed": allowed.url}))
+        .await;
 
     // The declared host works...
     let (status, body) = host
-        .invoke(&hostile, "fetch", json!({"url": format!("{}/api/items", allowed.url)}))
+        .invoke(
+            &hostile,
+            "fetch",
+            json!({"url": format!("{}/api/items", allowed.url)}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(allowed.requests().len(), 1);
@@ -99,13 +139,29 @@ async fn undeclared_hosts_are_denied() {
     // ...another port on the same machine does not, and nothing arrives there.
     let e = assert_error(
         &host
-            .invoke(&hostile, "fetch", json!({"url": format!("{}/api/items", other.url)}))
+            .invoke(
+                &hostile,
+                "fetch",
+                json!({"url": format!("{}/api/items", other.url)}),
+            )
             .await,
         403,
         "HOST_DENIED",
     );
-    assert!(e["details"]["target"].as_str().unwrap().contains(other.url.trim_start_matches("http://")), "{e}");
-    assert!(other.requests().is_empty(), "a denied request reached the upstream");
-    assert!(host.log().contains("outbound request denied"), "denial not logged");
+    assert!(
+        e["details"]["target"]
+            .as_str()
+            .unwrap()
+            .contains(other.url.trim_start_matches("http://")),
+        "{e}"
+    );
+    assert!(
+        other.requests().is_empty(),
+        "a denied request reached the upstream"
+    );
+    assert!(
+        host.log().contains("outbound request denied"),
+        "denial not logged"
+    );
     still_serving(&host, &echo).await;
 }

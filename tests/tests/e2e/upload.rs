@@ -11,7 +11,10 @@ async fn echo_upload_returns_its_manifest() {
     let (status, body) = host.upload(ECHO_WASM).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["name"], "echo");
-    assert_eq!(body["id"], format!("echo@{}", body["version"].as_str().unwrap()));
+    assert_eq!(
+        body["id"],
+        format!("echo@{}", body["version"].as_str().unwrap())
+    );
     assert_eq!(body["digest"].as_str().unwrap().len(), 64);
     let methods: Vec<&str> = body["manifest"]["methods"]
         .as_array()
@@ -34,35 +37,77 @@ async fn echo_upload_returns_its_manifest() {
 #[tokio::test]
 async fn garbage_core_modules_and_other_worlds_are_refused() {
     let host = Host::start(&[]);
-    let e = assert_error(&host.upload_bytes(b"definitely not wasm".to_vec()).await, 400, "INVALID_COMPONENT");
-    assert!(e["message"].as_str().unwrap().contains("not a WebAssembly binary"), "{e}");
-
-    // The smallest valid core module: magic + version 1.
-    let e = assert_error(&host.upload_bytes(b"\0asm\x01\0\0\0".to_vec()).await, 400, "INVALID_COMPONENT");
-    assert!(e["message"].as_str().unwrap().contains("component is required"), "{e}");
-
-    // A component header followed by junk fails validation.
     let e = assert_error(
-        &host.upload_bytes(b"\0asm\x0d\0\x01\0\xff\xff\xff".to_vec()).await,
+        &host.upload_bytes(b"definitely not wasm".to_vec()).await,
         400,
         "INVALID_COMPONENT",
     );
-    assert!(e["message"].as_str().unwrap().contains("invalid component"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly binary"),
+        "{e}"
+    );
+
+    // The smallest valid core module: magic + version 1.
+    let e = assert_error(
+        &host.upload_bytes(b"\0asm\x01\0\0\0".to_vec()).await,
+        400,
+        "INVALID_COMPONENT",
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("component is required"),
+        "{e}"
+    );
+
+    // A component header followed by junk fails validation.
+    let e = assert_error(
+        &host
+            .upload_bytes(b"\0asm\x0d\0\x01\0\xff\xff\xff".to_vec())
+            .await,
+        400,
+        "INVALID_COMPONENT",
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("invalid component"),
+        "{e}"
+    );
 
     let e = assert_error(&host.upload(WRONG_WORLD_WASM).await, 400, "WORLD_MISMATCH");
-    let missing: Vec<&str> = e["details"]["missing"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert_eq!(missing, ["describe", "test-connection", "invoke", "handle-webhook"], "{e}");
+    let missing: Vec<&str> = e["details"]["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        ["describe", "test-connection", "invoke", "handle-webhook"],
+        "{e}"
+    );
     let unexpected = e["details"]["unexpected"].to_string();
     assert!(unexpected.contains("wasi:cli/run"), "{e}");
 
     let (_, list) = host.get("/connectors").await;
-    assert_eq!(list["items"], Value::Array(vec![]), "refused uploads must store nothing");
+    assert_eq!(
+        list["items"],
+        Value::Array(vec![]),
+        "refused uploads must store nothing"
+    );
 }
 
 #[tokio::test]
 async fn oversized_uploads_get_413() {
     let host = Host::start(&["--max-component-mib", "1"]);
-    let e = assert_error(&host.upload_bytes(vec![0u8; 2 << 20]).await, 413, "PAYLOAD_TOO_LARGE");
+    let e = assert_error(
+        &host.upload_bytes(vec![0u8; 2 << 20]).await,
+        413,
+        "PAYLOAD_TOO_LARGE",
+    );
     assert!(e["message"].as_str().unwrap().contains("1048576"), "{e}");
     // The host is fine afterwards.
     assert_eq!(host.upload(ECHO_WASM).await.0, 201);
@@ -92,7 +137,10 @@ async fn reupload_is_idempotent_and_changed_bytes_conflict() {
 
     let changed = with_custom_section(std::fs::read(ECHO_WASM).unwrap());
     let e = assert_error(&host.upload_bytes(changed).await, 409, "CONFLICT");
-    assert!(e["message"].as_str().unwrap().contains("bump the version"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("bump the version"),
+        "{e}"
+    );
     let (_, list) = host.get("/connectors").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(list["items"][0]["digest"], first["digest"]);
@@ -104,8 +152,16 @@ async fn connectors_in_use_cannot_be_deleted() {
     let inst = host.instance(ECHO_WASM, serde_json::json!({})).await;
     let (_, conn) = host.get("/connectors/echo").await;
     let id = conn["id"].as_str().unwrap();
-    assert_error(&host.delete(&format!("/connectors/{id}")).await, 409, "CONFLICT");
+    assert_error(
+        &host.delete(&format!("/connectors/{id}")).await,
+        409,
+        "CONFLICT",
+    );
     assert_eq!(host.delete(&format!("/instances/{inst}")).await.0, 204);
     assert_eq!(host.delete(&format!("/connectors/{id}")).await.0, 204);
-    assert_error(&host.get(&format!("/connectors/{id}")).await, 404, "NOT_FOUND");
+    assert_error(
+        &host.get(&format!("/connectors/{id}")).await,
+        404,
+        "NOT_FOUND",
+    );
 }

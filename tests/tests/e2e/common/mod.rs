@@ -102,9 +102,16 @@ impl Host {
     /// Stops the host gracefully (SIGTERM) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let status = child.wait().unwrap();
-            assert!(status.success(), "host exited with {status}; log:\n{}", self.log());
+            assert!(
+                status.success(),
+                "host exited with {status}; log:\n{}",
+                self.log()
+            );
         }
     }
 
@@ -130,7 +137,10 @@ impl Host {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!("non-JSON answer ({status}): {e}: {}", String::from_utf8_lossy(&bytes))
+                panic!(
+                    "non-JSON answer ({status}): {e}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
             })
         };
         (status, body)
@@ -208,18 +218,28 @@ impl Drop for Host {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Asserts an error answer's status and code, returning the error object.
 #[track_caller]
 pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str) -> Value {
     let (s, body) = answer;
-    assert_eq!(s.as_u16(), status, "expected {status} {code}, got {s}: {body}");
+    assert_eq!(
+        s.as_u16(),
+        status,
+        "expected {status} {code}, got {s}: {body}"
+    );
     assert_eq!(body["status"], "ERROR", "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "error without message: {body}"
     );
     body["error"].clone()
@@ -272,7 +292,10 @@ impl FakeUpstream {
                     (StatusCode::from_u16(status).unwrap(), axum::Json(v)).into_response()
                 };
                 match (parts.method.as_str(), path.as_str()) {
-                    ("GET", "/api/items") => j(200, json!([{"id": 1, "name": "first"}, {"id": 2, "name": "second"}])),
+                    ("GET", "/api/items") => j(
+                        200,
+                        json!([{"id": 1, "name": "first"}, {"id": 2, "name": "second"}]),
+                    ),
                     ("POST", "/api/items") => {
                         let mut item: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         item["id"] = json!(3);
