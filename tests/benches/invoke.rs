@@ -54,6 +54,7 @@ fn main() {
             connector: Arc::from("echo@bench"),
             instance: Some(Arc::from("inst_bench")),
             config: Arc::new(json!({})),
+            id: Arc::from("inv_bench"),
         };
         let allowlist = Arc::new(Allowlist::default());
         let envelope = Envelope::for_instance(runtime.limits(), &Default::default());

@@ -139,6 +139,11 @@ impl From<InvokeError> for ApiError {
             InvokeError::UpstreamUnreachable { target, .. } => {
                 Self::new(S::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", message).with_details(json!({ "target": target }))
             }
+            InvokeError::Capacity(_) => {
+                let mut e = Self::new(S::SERVICE_UNAVAILABLE, "CAPACITY_EXCEEDED", message);
+                e.retry_after = Some(1);
+                e
+            }
             InvokeError::Internal(m) => Self::internal(m),
             InvokeError::Guest(g) => guest_error(g),
         }

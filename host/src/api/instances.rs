@@ -147,10 +147,12 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     let instance = load_instance(&state, &id)?;
     let connector = load_connector(&state, &instance)?;
     let started = Instant::now();
-    let summary = run(&state, &instance, &connector, Call::TestConnection).await?;
+    let invocation_id = new_invocation_id();
+    let summary = run(&state, &instance, &connector, &invocation_id, Call::TestConnection).await?;
     Ok(Json(json!({
         "status": "SUCCESS",
         "data": { "message": summary },
+        "invocationId": invocation_id,
         "durationMs": started.elapsed().as_millis() as u64,
     })))
 }
@@ -169,10 +171,12 @@ pub async fn invoke(
     if let Some((summary, details)) = schema_errors(&validator, &req.parameters) {
         return Err(ApiError::bad_request("INVALID_PARAMS", format!("invalid parameters: {summary}")).with_details(details));
     }
+    let invocation_id = new_invocation_id();
     let output = run(
         &state,
         &instance,
         &connector,
+        &invocation_id,
         Call::Invoke {
             method,
             params: req.parameters.to_string(),
@@ -189,6 +193,7 @@ pub async fn invoke(
     Ok(Json(json!({
         "status": "SUCCESS",
         "data": data,
+        "invocationId": invocation_id,
         "durationMs": started.elapsed().as_millis() as u64,
     })))
 }
@@ -218,7 +223,18 @@ fn params_validator(state: &AppState, connector: &ConnectorRecord, method: &str)
     Ok(validator)
 }
 
-async fn run(state: &AppState, instance: &InstanceRecord, connector: &ConnectorRecord, call: Call) -> ApiResult<String> {
+/// A fresh id for one call (`inv_` + 32 hex characters).
+fn new_invocation_id() -> String {
+    format!("inv_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn run(
+    state: &AppState,
+    instance: &InstanceRecord,
+    connector: &ConnectorRecord,
+    invocation_id: &str,
+    call: Call,
+) -> ApiResult<String> {
     let allowlist = Allowlist::resolve(&connector.manifest.hosts, &instance.config)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CONFIG_ERROR", e.to_string()))?;
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
@@ -226,14 +242,16 @@ async fn run(state: &AppState, instance: &InstanceRecord, connector: &ConnectorR
         connector: Arc::from(connector.id.as_str()),
         instance: Some(Arc::from(instance.id.as_str())),
         config: Arc::new(instance.config.clone()),
+        id: Arc::from(invocation_id),
     };
     let envelope = Envelope::for_instance(state.runtime.limits(), &instance.limits);
     let result = state
         .runtime
         .call(&loaded, invocation, Arc::new(allowlist), envelope, call)
         .await;
-    if let Err(e) = &result {
-        tracing::info!(instance = %instance.id, connector = %connector.id, error = %e, "invocation failed");
+    match &result {
+        Ok(_) => tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, "invocation succeeded"),
+        Err(e) => tracing::info!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, error = %e, "invocation failed"),
     }
     Ok(result?)
 }

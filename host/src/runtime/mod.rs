@@ -119,6 +119,9 @@ pub enum InvokeError {
         /// Transport failure.
         reason: String,
     },
+    /// Every guest instance slot is in use; retry shortly.
+    #[error("{0}")]
+    Capacity(String),
     /// The host could not run the call.
     #[error("internal error: {0}")]
     Internal(String),
@@ -371,6 +374,7 @@ impl Runtime {
             connector: Arc::from("(upload)"),
             instance: None,
             config: Arc::new(serde_json::json!({})),
+            id: Arc::from("describe"),
         };
         let envelope = Envelope {
             timeout: self.limits.invoke_timeout.min(Duration::from_secs(10)),
@@ -421,16 +425,22 @@ impl Runtime {
         let mut store = self.new_store(invocation, allowlist, envelope);
         let journal = store.data().hooks.journal();
         let result = tokio::time::timeout(envelope.timeout, async {
-            let instance = loaded.pre.instantiate_async(&mut store).await?;
+            let instance = loaded
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stage::Instantiate)?;
             match call {
                 Call::TestConnection => instance.call_test_connection(&mut store).await,
                 Call::Invoke { method, params } => instance.call_invoke(&mut store, &method, &params).await,
             }
+            .map_err(Stage::Call)
         })
         .await;
         let guest_error = match result {
             Err(_) => return Err(InvokeError::Timeout(envelope.timeout)),
-            Ok(Err(trap)) => return Err(classify_trap(&trap, &store, envelope)),
+            Ok(Err(Stage::Instantiate(e))) => return Err(classify_instantiation(&e, &store, envelope)),
+            Ok(Err(Stage::Call(trap))) => return Err(classify_trap(&trap, &store, envelope)),
             Ok(Ok(Ok(value))) => return Ok(value),
             Ok(Ok(Err(e))) => GuestError::from(e),
         };
@@ -478,9 +488,26 @@ fn seal_artifact(component: &Component) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Names the reason a guest stopped: our own typed traps first, then
-/// wasmtime traps (with the tail of the guest's stderr, where Rust, JS and
-/// Python put their panic messages).
+/// Where a call failed, to tell a full pool from a guest fault.
+enum Stage {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+/// Instantiation runs guest start functions too, so guest faults are
+/// possible; a full pool is the host's capacity, not the guest's fault.
+fn classify_instantiation(e: &wasmtime::Error, store: &Store<GuestState>, envelope: Envelope) -> InvokeError {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return InvokeError::Capacity(format!("all guest instance slots are busy: {e}"));
+    }
+    classify_trap(e, store, envelope)
+}
+
+/// Names the reason a guest stopped: our own typed traps first, then a
+/// guest-requested exit, then wasmtime traps (with the tail of the guest's
+/// stderr, where Rust, JS and Python put their panic messages). Anything
+/// else raised while guest code ran is a guest misusing a host API (for
+/// example a stale resource handle), which is the guest's fault too.
 fn classify_trap(e: &wasmtime::Error, store: &Store<GuestState>, envelope: Envelope) -> InvokeError {
     if e.downcast_ref::<DeadlineExceeded>().is_some() {
         return InvokeError::Timeout(envelope.timeout);
@@ -488,14 +515,17 @@ fn classify_trap(e: &wasmtime::Error, store: &Store<GuestState>, envelope: Envel
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
         return InvokeError::MemoryLimit(m.to_string());
     }
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        let stderr = store.data().stderr.text();
-        let mut message = format!("connector trapped: {trap}");
-        if !stderr.is_empty() {
-            message.push_str(": ");
-            message.push_str(&stderr);
-        }
-        return InvokeError::Trapped(message);
+    let reason = if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        format!("connector exited with status {}", exit.0)
+    } else if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        format!("connector trapped: {trap}")
+    } else {
+        format!("connector failed: {e:#}")
+    };
+    let stderr = store.data().stderr.text();
+    if stderr.is_empty() {
+        InvokeError::Trapped(reason)
+    } else {
+        InvokeError::Trapped(format!("{reason}: {stderr}"))
     }
-    InvokeError::Internal(format!("{e:#}"))
 }

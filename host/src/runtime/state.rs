@@ -31,6 +31,8 @@ pub struct Invocation {
     pub instance: Option<Arc<str>>,
     /// Instance config (JSON object).
     pub config: Arc<serde_json::Value>,
+    /// Id of this call, echoed in API answers and log lines.
+    pub id: Arc<str>,
 }
 
 /// The `T` of every guest `Store<T>`.
@@ -238,13 +240,14 @@ impl host_api::Host for GuestState {
             .collect();
         let connector = &*self.invocation.connector;
         let instance = self.invocation.instance.as_deref().unwrap_or("-");
+        let invocation = &*self.invocation.id;
         // The guest's level maps onto ours; the target marks it as guest output.
         match level {
-            LogLevel::Trace => tracing::trace!(target: "plugboard::guest", connector, instance, "{message}{fields}"),
-            LogLevel::Debug => tracing::debug!(target: "plugboard::guest", connector, instance, "{message}{fields}"),
-            LogLevel::Info => tracing::info!(target: "plugboard::guest", connector, instance, "{message}{fields}"),
-            LogLevel::Warn => tracing::warn!(target: "plugboard::guest", connector, instance, "{message}{fields}"),
-            LogLevel::Error => tracing::error!(target: "plugboard::guest", connector, instance, "{message}{fields}"),
+            LogLevel::Trace => tracing::trace!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
+            LogLevel::Debug => tracing::debug!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
+            LogLevel::Info => tracing::info!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
+            LogLevel::Warn => tracing::warn!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
+            LogLevel::Error => tracing::error!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
         }
     }
 

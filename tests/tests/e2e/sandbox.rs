@@ -165,3 +165,42 @@ async fn undeclared_hosts_are_denied() {
     );
     still_serving(&host, &echo).await;
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_answers_503_and_recovers() {
+    let host = std::sync::Arc::new(Host::start(&["--max-instances", "1", "--invoke-timeout-ms", "3000"]));
+    let echo = host.instance(ECHO_WASM, json!({})).await;
+    let hostile = host.instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"})).await;
+
+    // Occupy the only slot with a guest that spins until its deadline. The
+    // poller below may hold the slot for a moment; then the spin is refused
+    // with 503 and simply tries again.
+    let busy = {
+        let host = host.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                let answer = host.invoke(&hostile, "spin", json!({})).await;
+                if answer.0 != 503 {
+                    return answer;
+                }
+            }
+            panic!("the spin never got the slot");
+        })
+    };
+    // Poll until the spin holds the slot: only the spin can make echo 503.
+    let mut refused = None;
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        let answer = host.invoke(&echo, "echo", json!({"message": "x"})).await;
+        if answer.0 == 503 {
+            refused = Some(answer);
+            break;
+        }
+    }
+    let refused = refused.expect("the pool never filled up");
+    let e = assert_error(&refused, 503, "CAPACITY_EXCEEDED");
+    assert!(e["message"].as_str().unwrap().contains("busy"), "{e}");
+
+    assert_error(&busy.await.unwrap(), 504, "TIMEOUT_ERROR");
+    still_serving(&host, &echo).await;
+}
