@@ -247,8 +247,12 @@ impl Manifest {
                 ),
             ));
         }
-        semver::Version::parse(&self.version)
-            .map_err(|e| invalid("version", format!("{:?} is not a semantic version: {e}", self.version)))?;
+        semver::Version::parse(&self.version).map_err(|e| {
+            invalid(
+                "version",
+                format!("{:?} is not a semantic version: {e}", self.version),
+            )
+        })?;
         let mut seen = std::collections::HashSet::new();
         for (i, m) in self.methods.iter().enumerate() {
             if !is_identifier(&m.name, false) {
@@ -262,7 +266,10 @@ impl Manifest {
                 ));
             }
             if !seen.insert(m.name.as_str()) {
-                return Err(invalid(format!("methods[{i}].name"), format!("duplicate method {:?}", m.name)));
+                return Err(invalid(
+                    format!("methods[{i}].name"),
+                    format!("duplicate method {:?}", m.name),
+                ));
             }
             check_schema(&format!("methods[{i}].paramsSchema"), &m.params_schema)?;
             check_schema(&format!("methods[{i}].resultSchema"), &m.result_schema)?;
@@ -273,7 +280,8 @@ impl Manifest {
             HostPattern::parse(h).map_err(|e| invalid(format!("hosts[{i}]"), e.to_string()))?;
         }
         for (i, h) in self.auth.hosts.iter().enumerate() {
-            HostPattern::parse(h).map_err(|e| invalid(format!("auth.hosts[{i}]"), e.to_string()))?;
+            HostPattern::parse(h)
+                .map_err(|e| invalid(format!("auth.hosts[{i}]"), e.to_string()))?;
         }
         Ok(())
     }
@@ -326,7 +334,10 @@ mod tests {
         let bad_version = Manifest::minimal("echo", "one");
         assert_eq!(bad_version.validate().unwrap_err().field, "version");
         let bad_schema = with_method("m", json!({"type": 12}));
-        assert_eq!(bad_schema.validate().unwrap_err().field, "methods[0].paramsSchema");
+        assert_eq!(
+            bad_schema.validate().unwrap_err().field,
+            "methods[0].paramsSchema"
+        );
         let mut dup = with_method("m", json!({}));
         dup.methods.push(dup.methods[0].clone());
         assert!(dup.validate().unwrap_err().message.contains("duplicate"));

@@ -14,8 +14,8 @@ use axum::response::Response;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
 use super::AppState;
+use super::error::ApiError;
 use crate::store::{Store, StoreResult, TokenRecord};
 
 /// File name of the admin token inside the data directory.
@@ -73,12 +73,19 @@ pub fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// Middleware: rejects requests without a valid bearer token with 401.
-pub async fn require_token(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(token) = presented else {
         return Err(ApiError::new(
@@ -90,7 +97,11 @@ pub async fn require_token(State(state): State<AppState>, mut request: Request, 
     // A sled point read is microseconds and mostly served from its cache, so
     // it runs inline rather than on a blocking thread.
     let Some(record) = state.store.token(&token_hash(token))? else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid token"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "invalid token",
+        ));
     };
     request.extensions_mut().insert(record);
     Ok(next.run(request).await)

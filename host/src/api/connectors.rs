@@ -55,7 +55,12 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Resp
     }
     let digest = hex::encode(Sha256::digest(&bytes));
     // Same bytes already stored: answer without compiling again.
-    if let Some(existing) = state.store.connectors()?.into_iter().find(|c| c.digest == digest) {
+    if let Some(existing) = state
+        .store
+        .connectors()?
+        .into_iter()
+        .find(|c| c.digest == digest)
+    {
         return Ok((StatusCode::OK, Json(existing)).into_response());
     }
     let prepared = state.runtime.prepare(Arc::new(bytes.to_vec())).await?;
@@ -68,7 +73,9 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         manifest: prepared.manifest,
         created_at: now(),
     };
-    let created = state.store.put_connector(&record, &bytes, &prepared.artifact)?;
+    let created = state
+        .store
+        .put_connector(&record, &bytes, &prepared.artifact)?;
     state.runtime.remember(&record.digest, prepared.loaded);
     if created {
         tracing::info!(connector = %record.id, digest = %record.digest, size = record.size, "connector uploaded");
@@ -87,12 +94,18 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// `GET /v1/connectors/{id}` where id is `name@version` or `name` (latest).
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ConnectorRecord>> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConnectorRecord>> {
     Ok(Json(resolve(&state, &id)?))
 }
 
 /// `DELETE /v1/connectors/{id}`; 409 while instances use it.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let record = state
         .store
         .connector(&id)?

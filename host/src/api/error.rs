@@ -54,7 +54,11 @@ impl ApiError {
 
     /// 404 `NOT_FOUND`.
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("{what} not found"),
+        )
     }
 
     /// 500 `INTERNAL_ERROR`; the detail goes to the log, not the client.
@@ -74,7 +78,11 @@ impl IntoResponse for ApiError {
         if let Some(d) = self.details {
             error["details"] = d;
         }
-        let mut response = (self.status, axum::Json(json!({ "status": "ERROR", "error": error }))).into_response();
+        let mut response = (
+            self.status,
+            axum::Json(json!({ "status": "ERROR", "error": error })),
+        )
+            .into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -131,13 +139,19 @@ impl From<InvokeError> for ApiError {
         match e {
             InvokeError::Timeout(after) => Self::new(S::GATEWAY_TIMEOUT, "TIMEOUT_ERROR", message)
                 .with_details(json!({ "timeoutMs": after.as_millis() as u64 })),
-            InvokeError::MemoryLimit(_) => Self::new(S::INTERNAL_SERVER_ERROR, "MEMORY_LIMIT", message),
-            InvokeError::Trapped(_) => Self::new(S::INTERNAL_SERVER_ERROR, "CONNECTOR_TRAPPED", message),
+            InvokeError::MemoryLimit(_) => {
+                Self::new(S::INTERNAL_SERVER_ERROR, "MEMORY_LIMIT", message)
+            }
+            InvokeError::Trapped(_) => {
+                Self::new(S::INTERNAL_SERVER_ERROR, "CONNECTOR_TRAPPED", message)
+            }
             InvokeError::HostDenied { target, .. } => {
-                Self::new(S::FORBIDDEN, "HOST_DENIED", message).with_details(json!({ "target": target }))
+                Self::new(S::FORBIDDEN, "HOST_DENIED", message)
+                    .with_details(json!({ "target": target }))
             }
             InvokeError::UpstreamUnreachable { target, .. } => {
-                Self::new(S::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", message).with_details(json!({ "target": target }))
+                Self::new(S::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", message)
+                    .with_details(json!({ "target": target }))
             }
             InvokeError::Capacity(_) => {
                 let mut e = Self::new(S::SERVICE_UNAVAILABLE, "CAPACITY_EXCEEDED", message);

@@ -54,7 +54,11 @@ fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Option<(St
         .map(|e| (e.instance_path().to_string(), e.to_string()))
         .collect();
     let (path, first) = errors.first()?;
-    let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
+    let at = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at {path}")
+    };
     let summary = format!("{first}{at}");
     let details = json!({
         "errors": errors.iter().map(|(p, m)| json!({ "path": p, "message": m })).collect::<Vec<_>>()
@@ -75,21 +79,34 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
     let req: CreateInstance = read_json(body, state.settings.limits.max_request_bytes).await?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 128 {
-        return Err(ApiError::bad_request("INVALID_REQUEST", "`name` must be 1-128 characters"));
+        return Err(ApiError::bad_request(
+            "INVALID_REQUEST",
+            "`name` must be 1-128 characters",
+        ));
     }
     let connector = resolve(&state, &req.connector).map_err(|e| {
         if e.status == StatusCode::NOT_FOUND {
-            ApiError::bad_request("CONNECTOR_NOT_FOUND", format!("connector {} is not uploaded", req.connector))
+            ApiError::bad_request(
+                "CONNECTOR_NOT_FOUND",
+                format!("connector {} is not uploaded", req.connector),
+            )
         } else {
             e
         }
     })?;
     if !req.config.is_object() {
-        return Err(ApiError::bad_request("INVALID_CONFIG", "`config` must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "INVALID_CONFIG",
+            "`config` must be a JSON object",
+        ));
     }
-    let validator = jsonschema::validator_for(&connector.manifest.config_schema).map_err(ApiError::internal)?;
+    let validator =
+        jsonschema::validator_for(&connector.manifest.config_schema).map_err(ApiError::internal)?;
     if let Some((summary, details)) = schema_errors(&validator, &req.config) {
-        return Err(ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {summary}")).with_details(details));
+        return Err(
+            ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {summary}"))
+                .with_details(details),
+        );
     }
     let allowlist = Allowlist::resolve(&connector.manifest.hosts, &req.config)
         .map_err(|e| ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {e}")))?;
@@ -104,12 +121,21 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
     };
     state.store.create_instance(&record)?;
     tracing::info!(instance = %record.id, connector = %record.connector, "instance created");
-    Ok((StatusCode::CREATED, Json(instance_view(&record, Some(&allowlist)))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(instance_view(&record, Some(&allowlist))),
+    )
+        .into_response())
 }
 
 /// `GET /v1/instances`.
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let items: Vec<Value> = state.store.instances()?.iter().map(|r| instance_view(r, None)).collect();
+    let items: Vec<Value> = state
+        .store
+        .instances()?
+        .iter()
+        .map(|r| instance_view(r, None))
+        .collect();
     Ok(Json(json!({ "items": items })))
 }
 
@@ -121,10 +147,12 @@ fn load_instance(state: &AppState, id: &str) -> ApiResult<InstanceRecord> {
 }
 
 fn load_connector(state: &AppState, instance: &InstanceRecord) -> ApiResult<ConnectorRecord> {
-    state
-        .store
-        .connector(&instance.connector)?
-        .ok_or_else(|| ApiError::internal(format!("instance {} refers to missing connector {}", instance.id, instance.connector)))
+    state.store.connector(&instance.connector)?.ok_or_else(|| {
+        ApiError::internal(format!(
+            "instance {} refers to missing connector {}",
+            instance.id, instance.connector
+        ))
+    })
 }
 
 /// `GET /v1/instances/{id}`.
@@ -136,7 +164,10 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
 }
 
 /// `DELETE /v1/instances/{id}`.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.store.delete_instance(&id)?;
     tracing::info!(instance = %id, "instance deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -148,7 +179,14 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     let connector = load_connector(&state, &instance)?;
     let started = Instant::now();
     let invocation_id = new_invocation_id();
-    let summary = run(&state, &instance, &connector, &invocation_id, Call::TestConnection).await?;
+    let summary = run(
+        &state,
+        &instance,
+        &connector,
+        &invocation_id,
+        Call::TestConnection,
+    )
+    .await?;
     Ok(Json(json!({
         "status": "SUCCESS",
         "data": { "message": summary },
@@ -169,7 +207,11 @@ pub async fn invoke(
     let connector = load_connector(&state, &instance)?;
     let validator = params_validator(&state, &connector, &method)?;
     if let Some((summary, details)) = schema_errors(&validator, &req.parameters) {
-        return Err(ApiError::bad_request("INVALID_PARAMS", format!("invalid parameters: {summary}")).with_details(details));
+        return Err(ApiError::bad_request(
+            "INVALID_PARAMS",
+            format!("invalid parameters: {summary}"),
+        )
+        .with_details(details));
     }
     let invocation_id = new_invocation_id();
     let output = run(
@@ -200,13 +242,27 @@ pub async fn invoke(
 
 /// The compiled params schema of a method; 404 `METHOD_NOT_FOUND` if the
 /// connector has no such method.
-fn params_validator(state: &AppState, connector: &ConnectorRecord, method: &str) -> ApiResult<Arc<jsonschema::Validator>> {
+fn params_validator(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    method: &str,
+) -> ApiResult<Arc<jsonschema::Validator>> {
     let key = (connector.digest.clone(), method.to_owned());
-    if let Some(v) = state.validators.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+    if let Some(v) = state
+        .validators
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
         return Ok(v.clone());
     }
     let info = connector.manifest.method(method).ok_or_else(|| {
-        let known: Vec<&str> = connector.manifest.methods.iter().map(|m| m.name.as_str()).collect();
+        let known: Vec<&str> = connector
+            .manifest
+            .methods
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
         ApiError::new(
             StatusCode::NOT_FOUND,
             "METHOD_NOT_FOUND",
@@ -214,7 +270,8 @@ fn params_validator(state: &AppState, connector: &ConnectorRecord, method: &str)
         )
         .with_details(json!({ "methods": known }))
     })?;
-    let validator = Arc::new(jsonschema::validator_for(&info.params_schema).map_err(ApiError::internal)?);
+    let validator =
+        Arc::new(jsonschema::validator_for(&info.params_schema).map_err(ApiError::internal)?);
     state
         .validators
         .lock()
@@ -235,8 +292,14 @@ async fn run(
     invocation_id: &str,
     call: Call,
 ) -> ApiResult<String> {
-    let allowlist = Allowlist::resolve(&connector.manifest.hosts, &instance.config)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "CONFIG_ERROR", e.to_string()))?;
+    let allowlist =
+        Allowlist::resolve(&connector.manifest.hosts, &instance.config).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "CONFIG_ERROR",
+                e.to_string(),
+            )
+        })?;
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
     let invocation = Invocation {
         connector: Arc::from(connector.id.as_str()),
@@ -250,8 +313,12 @@ async fn run(
         .call(&loaded, invocation, Arc::new(allowlist), envelope, call)
         .await;
     match &result {
-        Ok(_) => tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, "invocation succeeded"),
-        Err(e) => tracing::info!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, error = %e, "invocation failed"),
+        Ok(_) => {
+            tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, "invocation succeeded")
+        }
+        Err(e) => {
+            tracing::info!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, error = %e, "invocation failed")
+        }
     }
     Ok(result?)
 }

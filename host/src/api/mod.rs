@@ -37,8 +37,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Compiled parameter validators per (digest, method): compiling a JSON
     /// Schema costs far more than validating against it.
-    validators: Arc<Mutex<HashMap<(String, String), Arc<jsonschema::Validator>>>>,
+    validators: Arc<Mutex<ValidatorCache>>,
 }
+
+/// Key: (component digest, method name).
+type ValidatorCache = HashMap<(String, String), Arc<jsonschema::Validator>>;
 
 impl AppState {
     /// Bundles the parts.
@@ -55,13 +58,25 @@ impl AppState {
 /// The full router.
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
-        .route("/connectors", post(connectors::upload).get(connectors::list))
-        .route("/connectors/{id}", get(connectors::show).delete(connectors::delete))
+        .route(
+            "/connectors",
+            post(connectors::upload).get(connectors::list),
+        )
+        .route(
+            "/connectors/{id}",
+            get(connectors::show).delete(connectors::delete),
+        )
         .route("/instances", post(instances::create).get(instances::list))
-        .route("/instances/{id}", get(instances::show).delete(instances::delete))
+        .route(
+            "/instances/{id}",
+            get(instances::show).delete(instances::delete),
+        )
         .route("/instances/{id}/test", post(instances::test))
         .route("/instances/{id}/methods/{method}", post(instances::invoke))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/v1", v1)
@@ -79,7 +94,11 @@ async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value>
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no route for {method} {}", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        format!("no route for {method} {}", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
@@ -102,16 +121,25 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     };
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request("INVALID_REQUEST", format!("could not read the request body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(e) => Err(ApiError::bad_request(
+            "INVALID_REQUEST",
+            format!("could not read the request body: {e}"),
+        )),
     }
 }
 
 /// Parses a JSON request body into `T` with a clear error.
 pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body, limit: usize) -> ApiResult<T> {
     let bytes = read_body(body, limit).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("INVALID_REQUEST", format!("invalid JSON request body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("INVALID_REQUEST", format!("invalid JSON request body: {e}"))
+    })
 }
 
 /// Current time, RFC 3339.

@@ -46,7 +46,9 @@ pub struct OutboundJournal {
 impl OutboundJournal {
     /// The first request the policy refused, if any.
     pub fn first_denied(&self) -> Option<&OutboundRecord> {
-        self.records.iter().find(|r| r.outcome == OutboundOutcome::Denied)
+        self.records
+            .iter()
+            .find(|r| r.outcome == OutboundOutcome::Denied)
     }
 
     /// The last transport failure, if any.
@@ -139,7 +141,14 @@ impl WasiHttpHooks for EgressHooks {
                 Ok((response, io)) => {
                     let status = response.status().as_u16();
                     tracing::debug!(%connector, %target, status, ?elapsed, "outbound request");
-                    push(&journal, OutboundRecord { target, outcome: OutboundOutcome::Status(status), elapsed });
+                    push(
+                        &journal,
+                        OutboundRecord {
+                            target,
+                            outcome: OutboundOutcome::Status(status),
+                            elapsed,
+                        },
+                    );
                     Ok((
                         response.map(BodyExt::boxed_unsync),
                         Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -148,7 +157,14 @@ impl WasiHttpHooks for EgressHooks {
                 Err(e) => {
                     let reason = describe_error(&e);
                     tracing::info!(%connector, %target, %reason, "outbound request failed");
-                    push(&journal, OutboundRecord { target, outcome: OutboundOutcome::Failed(reason), elapsed });
+                    push(
+                        &journal,
+                        OutboundRecord {
+                            target,
+                            outcome: OutboundOutcome::Failed(reason),
+                            elapsed,
+                        },
+                    );
                     Err(e)
                 }
             }

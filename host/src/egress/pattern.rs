@@ -63,9 +63,18 @@ impl HostPattern {
     /// Checks the syntax of a pattern. Placeholders are checked by trying a
     /// resolution with dummy values that are valid in their position.
     pub fn parse(raw: &str) -> Result<Self, PatternError> {
-        let pattern = Self { raw: raw.to_owned() };
+        let pattern = Self {
+            raw: raw.to_owned(),
+        };
         pattern.resolve_with(&|_key, whole| {
-            Some(if whole { "https://placeholder.invalid" } else { "placeholder" }.to_owned())
+            Some(
+                if whole {
+                    "https://placeholder.invalid"
+                } else {
+                    "placeholder"
+                }
+                .to_owned(),
+            )
         })?;
         Ok(pattern)
     }
@@ -87,7 +96,9 @@ impl HostPattern {
         let raw = self.raw.trim();
         if let Some(key) = whole_placeholder(raw) {
             let value = lookup(key, true).ok_or_else(|| {
-                PatternError(format!("host pattern {raw:?} needs config key {key:?} (a string URL)"))
+                PatternError(format!(
+                    "host pattern {raw:?} needs config key {key:?} (a string URL)"
+                ))
             })?;
             if !(value.starts_with("http://") || value.starts_with("https://")) {
                 return err(format!(
@@ -109,7 +120,9 @@ impl HostPattern {
                 return err(format!("bad placeholder {{{key}}} in host pattern {raw:?}"));
             }
             let value = lookup(key, false).ok_or_else(|| {
-                PatternError(format!("host pattern {raw:?} needs config key {key:?} (a string)"))
+                PatternError(format!(
+                    "host pattern {raw:?} needs config key {key:?} (a string)"
+                ))
             })?;
             if value.is_empty()
                 || !value
@@ -140,14 +153,18 @@ fn parse_concrete(s: &str, ignore_path: bool) -> Result<HostRule, PatternError> 
     let (https, rest) = match s.split_once("://") {
         Some(("https", rest)) => (true, rest),
         Some(("http", rest)) => (false, rest),
-        Some((scheme, _)) => return err(format!("unsupported scheme {scheme:?} in {s:?} (http or https)")),
+        Some((scheme, _)) => {
+            return err(format!(
+                "unsupported scheme {scheme:?} in {s:?} (http or https)"
+            ));
+        }
         None => (true, s),
     };
     let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    if !ignore_path && !(path.is_empty() || path == "/") {
+    if !(ignore_path || path.is_empty() || path == "/") {
         return err(format!("host pattern {s:?} must not contain a path"));
     }
     if authority.contains('@') {
@@ -167,11 +184,15 @@ fn parse_concrete(s: &str, ignore_path: bool) -> Result<HostRule, PatternError> 
     let host = if let Some(suffix) = host.strip_prefix("*.") {
         check_hostname(suffix, s)?;
         if !suffix.contains('.') {
-            return err(format!("wildcard {s:?} is too broad; use at least *.example.com"));
+            return err(format!(
+                "wildcard {s:?} is too broad; use at least *.example.com"
+            ));
         }
         HostMatch::Subdomains(suffix.to_owned())
     } else if host == "*" {
-        return err(format!("{s:?} would allow every host; list the hosts the connector needs"));
+        return err(format!(
+            "{s:?} would allow every host; list the hosts the connector needs"
+        ));
     } else {
         check_hostname(&host, s)?;
         HostMatch::Exact(host)
@@ -203,7 +224,11 @@ fn check_hostname(host: &str, whole: &str) -> Result<(), PatternError> {
                     && label.len() <= 63
                     && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             }));
-    if ok { Ok(()) } else { err(format!("bad host {host:?} in {whole:?}")) }
+    if ok {
+        Ok(())
+    } else {
+        err(format!("bad host {host:?} in {whole:?}"))
+    }
 }
 
 impl HostRule {
@@ -269,7 +294,10 @@ mod tests {
 
     #[test]
     fn exact_hosts_match_scheme_host_and_port() {
-        let a = allow(&["https://api.slack.com", "http://127.0.0.1:8080"], json!({}));
+        let a = allow(
+            &["https://api.slack.com", "http://127.0.0.1:8080"],
+            json!({}),
+        );
         assert!(ok(&a, "https://api.slack.com/chat.postMessage"));
         assert!(ok(&a, "https://API.Slack.com./x"));
         assert!(ok(&a, "https://api.slack.com:443/x"));
@@ -294,16 +322,25 @@ mod tests {
 
     #[test]
     fn placeholders_resolve_from_config_and_cannot_inject() {
-        let a = allow(&["https://{domain}.freshdesk.com"], json!({"domain": "acme"}));
+        let a = allow(
+            &["https://{domain}.freshdesk.com"],
+            json!({"domain": "acme"}),
+        );
         assert!(ok(&a, "https://acme.freshdesk.com/api/v2/tickets"));
         assert!(!ok(&a, "https://other.freshdesk.com/"));
         let p = vec!["https://{domain}.freshdesk.com".to_string()];
         for evil in ["evil.com/", "evil.com:443@x", "a/b", "*", ""] {
-            assert!(Allowlist::resolve(&p, &json!({ "domain": evil })).is_err(), "{evil}");
+            assert!(
+                Allowlist::resolve(&p, &json!({ "domain": evil })).is_err(),
+                "{evil}"
+            );
         }
         assert!(Allowlist::resolve(&p, &json!({})).is_err());
 
-        let a = allow(&["{base_url}"], json!({"base_url": "http://127.0.0.1:9000/api/v1"}));
+        let a = allow(
+            &["{base_url}"],
+            json!({"base_url": "http://127.0.0.1:9000/api/v1"}),
+        );
         assert!(ok(&a, "http://127.0.0.1:9000/api/v1/items"));
         assert!(!ok(&a, "http://127.0.0.1:9001/api/v1/items"));
         let p = vec!["{base_url}".to_string()];

@@ -54,7 +54,8 @@ const COMPONENT_HEADER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 pub fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
         return Err(LoadError::InvalidComponent(
-            "not a WebAssembly binary (missing the \\0asm header); upload the .wasm component file".into(),
+            "not a WebAssembly binary (missing the \\0asm header); upload the .wasm component file"
+                .into(),
         ));
     }
     match <[u8; 4]>::try_from(&bytes[4..8]) {
@@ -74,7 +75,8 @@ pub fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 /// blocking thread.
 pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
     check_header(bytes)?;
-    Component::new(engine, bytes).map_err(|e| LoadError::InvalidComponent(format!("invalid component: {e:#}")))
+    Component::new(engine, bytes)
+        .map_err(|e| LoadError::InvalidComponent(format!("invalid component: {e:#}")))
 }
 
 /// Compares the component's exports and imports with the connector world.
@@ -100,15 +102,23 @@ pub fn check_world(engine: &Engine, component: &Component) -> Result<(), LoadErr
         .copied()
         .filter(|e| !REQUIRED_EXPORTS.contains(e))
         .collect();
-    let mut message = String::from("the component does not implement the plugboard:connector/connector@0.1.0 world");
+    let mut message = String::from(
+        "the component does not implement the plugboard:connector/connector@0.1.0 world",
+    );
     if !missing.is_empty() {
         message.push_str(&format!("; missing exports: {}", missing.join(", ")));
     }
     if !unexpected.is_empty() {
-        message.push_str(&format!("; imports the host does not provide: {}", unexpected.join(", ")));
+        message.push_str(&format!(
+            "; imports the host does not provide: {}",
+            unexpected.join(", ")
+        ));
     }
     if !extra_exports.is_empty() {
-        message.push_str(&format!("; it exports instead: {}", extra_exports.join(", ")));
+        message.push_str(&format!(
+            "; it exports instead: {}",
+            extra_exports.join(", ")
+        ));
     }
     Err(LoadError::WorldMismatch {
         message,
@@ -225,7 +235,9 @@ fn convert_webhook(w: wit::WebhookConfig) -> manifest::WebhookConfig {
             prefix: h.prefix,
             secret_field: h.secret_field,
         },
-        wit::WebhookScheme::Github(field) => S::Github { secret_field: field },
+        wit::WebhookScheme::Github(field) => S::Github {
+            secret_field: field,
+        },
         wit::WebhookScheme::Stripe(t) => S::Stripe {
             secret_field: t.secret_field,
             tolerance_secs: t.tolerance_secs,

@@ -24,8 +24,8 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use self::bindings::{ConnectorPre, wit};
 pub use self::loader::LoadError;
-use self::state::{GuestState, MemoryLimitExceeded};
 pub use self::state::Invocation;
+use self::state::{GuestState, MemoryLimitExceeded};
 use crate::config::Limits;
 use crate::egress::{Allowlist, EgressHooks, OutboundOutcome};
 use crate::manifest::Manifest;
@@ -220,7 +220,8 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::host_api::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |s| s)?;
-        let ticker = engine::EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
+        let ticker =
+            engine::EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
         Ok(Self {
             engine,
             linker,
@@ -250,7 +251,8 @@ impl Runtime {
             this.stats.compiled.fetch_add(1, Ordering::Relaxed);
             loader::check_world(&this.engine, &component)?;
             let loaded = this.link(&component)?;
-            let artifact = seal_artifact(&component).map_err(|e| LoadError::Internal(format!("{e:#}")))?;
+            let artifact =
+                seal_artifact(&component).map_err(|e| LoadError::Internal(format!("{e:#}")))?;
             Ok::<_, LoadError>((loaded, artifact))
         })
         .await
@@ -299,7 +301,11 @@ impl Runtime {
             .map_err(|e| LoadError::Internal(e.to_string()))?
     }
 
-    fn load_blocking(&self, store: &dyn crate::store::Store, record: &ConnectorRecord) -> Result<Arc<Loaded>, LoadError> {
+    fn load_blocking(
+        &self,
+        store: &dyn crate::store::Store,
+        record: &ConnectorRecord,
+    ) -> Result<Arc<Loaded>, LoadError> {
         let internal = |e: crate::store::StoreError| LoadError::Internal(e.to_string());
         let started = Instant::now();
         if let Some(artifact) = store.artifact(&record.digest).map_err(internal)? {
@@ -322,7 +328,9 @@ impl Runtime {
         let bytes = store
             .component_bytes(&record.digest)
             .map_err(internal)?
-            .ok_or_else(|| LoadError::Internal(format!("component bytes of {} are missing", record.id)))?;
+            .ok_or_else(|| {
+                LoadError::Internal(format!("component bytes of {} are missing", record.id))
+            })?;
         if hex::encode(Sha256::digest(&bytes)) != record.digest {
             return Err(LoadError::Internal(format!(
                 "stored bytes of {} do not match their digest; re-upload the connector",
@@ -331,8 +339,11 @@ impl Runtime {
         }
         let component = loader::compile(&self.engine, &bytes)?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
-        let artifact = seal_artifact(&component).map_err(|e| LoadError::Internal(format!("{e:#}")))?;
-        store.put_artifact(&record.digest, &artifact).map_err(internal)?;
+        let artifact =
+            seal_artifact(&component).map_err(|e| LoadError::Internal(format!("{e:#}")))?;
+        store
+            .put_artifact(&record.digest, &artifact)
+            .map_err(internal)?;
         let loaded = Arc::new(self.link(&component)?);
         tracing::info!(connector = %record.id, elapsed = ?started.elapsed(), source = "compiled", "compiled component");
         self.remember(&record.digest, loaded.clone());
@@ -344,7 +355,10 @@ impl Runtime {
     fn open_artifact(&self, artifact: &[u8]) -> anyhow::Result<Component> {
         anyhow::ensure!(artifact.len() > CHECKSUM_LEN, "artifact is truncated");
         let (sum, body) = artifact.split_at(CHECKSUM_LEN);
-        anyhow::ensure!(Sha256::digest(body).as_slice() == sum, "artifact checksum mismatch");
+        anyhow::ensure!(
+            Sha256::digest(body).as_slice() == sum,
+            "artifact checksum mismatch"
+        );
         // SAFETY: `Component::deserialize` trusts its input to be an artifact
         // this wasmtime produced. The bytes were written by
         // `seal_artifact` in this host's own store and their checksum was
@@ -356,11 +370,14 @@ impl Runtime {
     }
 
     fn link(&self, component: &Component) -> Result<Loaded, LoadError> {
-        let pre = self.linker.instantiate_pre(component).map_err(|e| LoadError::WorldMismatch {
-            message: format!("the component's imports cannot be satisfied: {e:#}"),
-            missing: Vec::new(),
-            unexpected: vec![format!("{e:#}")],
-        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::WorldMismatch {
+                message: format!("the component's imports cannot be satisfied: {e:#}"),
+                missing: Vec::new(),
+                unexpected: vec![format!("{e:#}")],
+            })?;
         let pre = ConnectorPre::new(pre).map_err(|e| LoadError::WorldMismatch {
             message: format!("the component's exports do not match the connector world: {e:#}"),
             missing: Vec::new(),
@@ -388,12 +405,21 @@ impl Runtime {
         .await;
         match result {
             Ok(Ok(m)) => Ok(m),
-            Ok(Err(e)) => Err(LoadError::DescribeFailed(classify_trap(&e, &store, envelope).to_string())),
-            Err(_) => Err(LoadError::DescribeFailed(InvokeError::Timeout(envelope.timeout).to_string())),
+            Ok(Err(e)) => Err(LoadError::DescribeFailed(
+                classify_trap(&e, &store, envelope).to_string(),
+            )),
+            Err(_) => Err(LoadError::DescribeFailed(
+                InvokeError::Timeout(envelope.timeout).to_string(),
+            )),
         }
     }
 
-    fn new_store(&self, invocation: Invocation, allowlist: Arc<Allowlist>, envelope: Envelope) -> Store<GuestState> {
+    fn new_store(
+        &self,
+        invocation: Invocation,
+        allowlist: Arc<Allowlist>,
+        envelope: Envelope,
+    ) -> Store<GuestState> {
         let deadline = Instant::now() + envelope.timeout;
         let hooks = EgressHooks::new(invocation.connector.clone(), allowlist);
         let state = GuestState::new(invocation, hooks, envelope.memory_bytes, deadline);
@@ -432,14 +458,18 @@ impl Runtime {
                 .map_err(Stage::Instantiate)?;
             match call {
                 Call::TestConnection => instance.call_test_connection(&mut store).await,
-                Call::Invoke { method, params } => instance.call_invoke(&mut store, &method, &params).await,
+                Call::Invoke { method, params } => {
+                    instance.call_invoke(&mut store, &method, &params).await
+                }
             }
             .map_err(Stage::Call)
         })
         .await;
         let guest_error = match result {
             Err(_) => return Err(InvokeError::Timeout(envelope.timeout)),
-            Ok(Err(Stage::Instantiate(e))) => return Err(classify_instantiation(&e, &store, envelope)),
+            Ok(Err(Stage::Instantiate(e))) => {
+                return Err(classify_instantiation(&e, &store, envelope));
+            }
             Ok(Err(Stage::Call(trap))) => return Err(classify_trap(&trap, &store, envelope)),
             Ok(Ok(Ok(value))) => return Ok(value),
             Ok(Ok(Err(e))) => GuestError::from(e),
@@ -496,8 +526,14 @@ enum Stage {
 
 /// Instantiation runs guest start functions too, so guest faults are
 /// possible; a full pool is the host's capacity, not the guest's fault.
-fn classify_instantiation(e: &wasmtime::Error, store: &Store<GuestState>, envelope: Envelope) -> InvokeError {
-    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+fn classify_instantiation(
+    e: &wasmtime::Error,
+    store: &Store<GuestState>,
+    envelope: Envelope,
+) -> InvokeError {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return InvokeError::Capacity(format!("all guest instance slots are busy: {e}"));
     }
     classify_trap(e, store, envelope)
@@ -508,7 +544,11 @@ fn classify_instantiation(e: &wasmtime::Error, store: &Store<GuestState>, envelo
 /// stderr, where Rust, JS and Python put their panic messages). Anything
 /// else raised while guest code ran is a guest misusing a host API (for
 /// example a stale resource handle), which is the guest's fault too.
-fn classify_trap(e: &wasmtime::Error, store: &Store<GuestState>, envelope: Envelope) -> InvokeError {
+fn classify_trap(
+    e: &wasmtime::Error,
+    store: &Store<GuestState>,
+    envelope: Envelope,
+) -> InvokeError {
     if e.downcast_ref::<DeadlineExceeded>().is_some() {
         return InvokeError::Timeout(envelope.timeout);
     }

@@ -49,7 +49,12 @@ pub struct GuestState {
 
 impl GuestState {
     /// A state granting nothing but what the arguments say.
-    pub fn new(invocation: Invocation, hooks: EgressHooks, memory_cap: u64, deadline: Instant) -> Self {
+    pub fn new(
+        invocation: Invocation,
+        hooks: EgressHooks,
+        memory_cap: u64,
+        deadline: Instant,
+    ) -> Self {
         let stderr = GuestOutput::default();
         // No args, no env, no preopens, no sockets, no name lookups: WASI
         // imports that toolchains pull in link but grant nothing. stdout is
@@ -120,18 +125,32 @@ impl MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.used.saturating_sub(current).saturating_add(desired);
         if total > self.cap {
             // Trap instead of returning `false`: most guest allocators abort
             // on failure anyway, and a trap carries a typed reason.
-            return Err(MemoryLimitExceeded { requested: total, cap: self.cap }.into());
+            return Err(MemoryLimitExceeded {
+                requested: total,
+                cap: self.cap,
+            }
+            .into());
         }
         self.used = total;
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -190,11 +209,17 @@ impl tokio::io::AsyncWrite for GuestOutput {
         std::task::Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }
@@ -243,11 +268,21 @@ impl host_api::Host for GuestState {
         let invocation = &*self.invocation.id;
         // The guest's level maps onto ours; the target marks it as guest output.
         match level {
-            LogLevel::Trace => tracing::trace!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
-            LogLevel::Debug => tracing::debug!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
-            LogLevel::Info => tracing::info!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
-            LogLevel::Warn => tracing::warn!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
-            LogLevel::Error => tracing::error!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}"),
+            LogLevel::Trace => {
+                tracing::trace!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "plugboard::guest", connector, instance, invocation, "{message}{fields}")
+            }
         }
     }
 

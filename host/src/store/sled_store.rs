@@ -13,9 +13,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::{
-    ConnectorRecord, InstanceRecord, Store, StoreError, StoreResult, TokenRecord,
-};
+use super::{ConnectorRecord, InstanceRecord, Store, StoreError, StoreResult, TokenRecord};
 
 const CONNECTORS: &str = "connectors";
 const BLOBS: &str = "component_bytes";
@@ -78,8 +76,15 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<
     })
 }
 
-fn get<T: DeserializeOwned>(t: &sled::Tree, name: &'static str, key: &str) -> StoreResult<Option<T>> {
-    t.get(key).map_err(backend)?.map(|v| decode(name, &v)).transpose()
+fn get<T: DeserializeOwned>(
+    t: &sled::Tree,
+    name: &'static str,
+    key: &str,
+) -> StoreResult<Option<T>> {
+    t.get(key)
+        .map_err(backend)?
+        .map(|v| decode(name, &v))
+        .transpose()
 }
 
 fn all<T: DeserializeOwned>(t: &sled::Tree, name: &'static str) -> StoreResult<Vec<T>> {
@@ -101,7 +106,10 @@ fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn read_count(t: &TransactionalTree, key: &str) -> Result<u64, ConflictableTransactionError<StoreError>> {
+fn read_count(
+    t: &TransactionalTree,
+    key: &str,
+) -> Result<u64, ConflictableTransactionError<StoreError>> {
     Ok(t.get(key)?
         .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
         .map(u64::from_be_bytes)
@@ -116,28 +124,30 @@ impl Store for SledStore {
         artifact: &[u8],
     ) -> StoreResult<bool> {
         let value = encode(record)?;
-        let created = finish((&self.connectors, &self.blobs, &self.artifacts).transaction(
-            |(connectors, blobs, artifacts)| {
-                if let Some(existing) = connectors.get(&record.id)? {
-                    let existing: ConnectorRecord = match decode(CONNECTORS, &existing) {
-                        Ok(r) => r,
-                        Err(e) => return abort(e),
-                    };
-                    if existing.digest == record.digest {
-                        return Ok(false);
-                    }
-                    return abort(StoreError::Conflict(format!(
-                        "connector {} already exists with different bytes (sha256 {}); \
+        let created = finish(
+            (&self.connectors, &self.blobs, &self.artifacts).transaction(
+                |(connectors, blobs, artifacts)| {
+                    if let Some(existing) = connectors.get(&record.id)? {
+                        let existing: ConnectorRecord = match decode(CONNECTORS, &existing) {
+                            Ok(r) => r,
+                            Err(e) => return abort(e),
+                        };
+                        if existing.digest == record.digest {
+                            return Ok(false);
+                        }
+                        return abort(StoreError::Conflict(format!(
+                            "connector {} already exists with different bytes (sha256 {}); \
                          bump the version to upload a change",
-                        record.id, existing.digest
-                    )));
-                }
-                connectors.insert(record.id.as_bytes(), value.as_slice())?;
-                blobs.insert(record.digest.as_bytes(), bytes)?;
-                artifacts.insert(record.digest.as_bytes(), artifact)?;
-                Ok(true)
-            },
-        ))?;
+                            record.id, existing.digest
+                        )));
+                    }
+                    connectors.insert(record.id.as_bytes(), value.as_slice())?;
+                    blobs.insert(record.digest.as_bytes(), bytes)?;
+                    artifacts.insert(record.digest.as_bytes(), artifact)?;
+                    Ok(true)
+                },
+            ),
+        )?;
         self.durable(created)
     }
 
@@ -182,7 +192,11 @@ impl Store for SledStore {
     }
 
     fn artifact(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.artifacts.get(digest).map_err(backend)?.map(|v| v.to_vec()))
+        Ok(self
+            .artifacts
+            .get(digest)
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
     }
 
     fn put_artifact(&self, digest: &str, artifact: &[u8]) -> StoreResult<()> {
@@ -195,10 +209,16 @@ impl Store for SledStore {
         finish((&self.connectors, &self.instances, &self.refs).transaction(
             |(connectors, instances, refs)| {
                 if connectors.get(&record.connector)?.is_none() {
-                    return abort(StoreError::NotFound(format!("connector {}", record.connector)));
+                    return abort(StoreError::NotFound(format!(
+                        "connector {}",
+                        record.connector
+                    )));
                 }
                 if instances.get(&record.id)?.is_some() {
-                    return abort(StoreError::Conflict(format!("instance {} exists", record.id)));
+                    return abort(StoreError::Conflict(format!(
+                        "instance {} exists",
+                        record.id
+                    )));
                 }
                 let count = read_count(refs, &record.connector)?;
                 refs.insert(record.connector.as_bytes(), &(count + 1).to_be_bytes())?;
@@ -218,21 +238,23 @@ impl Store for SledStore {
     }
 
     fn delete_instance(&self, id: &str) -> StoreResult<()> {
-        finish((&self.instances, &self.refs).transaction(|(instances, refs)| {
-            let Some(existing) = instances.remove(id)? else {
-                return abort(StoreError::NotFound(format!("instance {id}")));
-            };
-            let record: InstanceRecord = match decode(INSTANCES, &existing) {
-                Ok(r) => r,
-                Err(e) => return abort(e),
-            };
-            let count = read_count(refs, &record.connector)?;
-            refs.insert(
-                record.connector.as_bytes(),
-                &count.saturating_sub(1).to_be_bytes(),
-            )?;
-            Ok(())
-        }))?;
+        finish(
+            (&self.instances, &self.refs).transaction(|(instances, refs)| {
+                let Some(existing) = instances.remove(id)? else {
+                    return abort(StoreError::NotFound(format!("instance {id}")));
+                };
+                let record: InstanceRecord = match decode(INSTANCES, &existing) {
+                    Ok(r) => r,
+                    Err(e) => return abort(e),
+                };
+                let count = read_count(refs, &record.connector)?;
+                refs.insert(
+                    record.connector.as_bytes(),
+                    &count.saturating_sub(1).to_be_bytes(),
+                )?;
+                Ok(())
+            }),
+        )?;
         self.durable(())
     }
 
@@ -300,8 +322,16 @@ mod tests {
     #[test]
     fn connector_put_is_idempotent_and_conflicts_on_new_bytes() {
         let (store, dir) = temp_store();
-        assert!(store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap());
-        assert!(!store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap());
+        assert!(
+            store
+                .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
+                .unwrap()
+        );
+        assert!(
+            !store
+                .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
+                .unwrap()
+        );
         let err = store
             .put_connector(&connector("a@1.0.0", "d2"), b"xyz", b"art")
             .unwrap_err();
@@ -315,9 +345,13 @@ mod tests {
     #[test]
     fn connector_with_instances_cannot_be_deleted() {
         let (store, dir) = temp_store();
-        store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap();
+        store
+            .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
+            .unwrap();
         store.create_instance(&instance("i1", "a@1.0.0")).unwrap();
-        let err = store.create_instance(&instance("i2", "missing@1.0.0")).unwrap_err();
+        let err = store
+            .create_instance(&instance("i2", "missing@1.0.0"))
+            .unwrap_err();
         assert!(matches!(err, StoreError::NotFound(_)));
         let err = store.delete_connector("a@1.0.0").unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
@@ -333,7 +367,9 @@ mod tests {
     #[test]
     fn records_survive_reopen() {
         let (store, dir) = temp_store();
-        store.put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art").unwrap();
+        store
+            .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
+            .unwrap();
         store.create_instance(&instance("i1", "a@1.0.0")).unwrap();
         store
             .put_token(

@@ -187,10 +187,14 @@ async fn instance_config_is_validated_against_the_schema() {
 async fn guest_logs_reach_the_host_log_tagged_and_bounded() {
     let host = Host::start(&[]);
     let inst = host.instance(ECHO_WASM, json!({})).await;
-    let (status, body) = host.invoke(&inst, "log", json!({"message": "guest says hi"})).await;
+    let (status, body) = host
+        .invoke(&inst, "log", json!({"message": "guest says hi"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["logged"], true);
-    let (status, _) = host.invoke(&inst, "log", json!({"message": "y".repeat(20_000)})).await;
+    let (status, _) = host
+        .invoke(&inst, "log", json!({"message": "y".repeat(20_000)}))
+        .await;
     assert_eq!(status, 200);
     let log = host.log();
     let line = log
@@ -200,17 +204,26 @@ async fn guest_logs_reach_the_host_log_tagged_and_bounded() {
     assert!(line.contains("plugboard::guest"), "{line}");
     assert!(line.contains(&inst), "instance id missing: {line}");
     assert!(line.contains("echo@"), "connector id missing: {line}");
-    assert!(line.contains(body["invocationId"].as_str().unwrap()), "invocation id missing: {line}");
+    assert!(
+        line.contains(body["invocationId"].as_str().unwrap()),
+        "invocation id missing: {line}"
+    );
     assert!(line.contains("source=\"echo\""), "fields missing: {line}");
     let long = log.lines().find(|l| l.contains("yyyy")).unwrap();
-    assert!(long.len() < 6_000, "guest log lines must be truncated, got {} bytes", long.len());
+    assert!(
+        long.len() < 6_000,
+        "guest log lines must be truncated, got {} bytes",
+        long.len()
+    );
 }
 
 #[tokio::test]
 async fn test_connection_runs_the_guest_check() {
     let host = Host::start(&[]);
     let inst = host.instance(ECHO_WASM, json!({})).await;
-    let (status, body) = host.post(&format!("/instances/{inst}/test"), json!({})).await;
+    let (status, body) = host
+        .post(&format!("/instances/{inst}/test"), json!({}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["message"], "echo is always reachable");
 }

@@ -168,9 +168,16 @@ async fn undeclared_hosts_are_denied() {
 
 #[tokio::test]
 async fn a_full_instance_pool_answers_503_and_recovers() {
-    let host = std::sync::Arc::new(Host::start(&["--max-instances", "1", "--invoke-timeout-ms", "3000"]));
+    let host = std::sync::Arc::new(Host::start(&[
+        "--max-instances",
+        "1",
+        "--invoke-timeout-ms",
+        "3000",
+    ]));
     let echo = host.instance(ECHO_WASM, json!({})).await;
-    let hostile = host.instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"})).await;
+    let hostile = host
+        .instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"}))
+        .await;
 
     // Occupy the only slot with a guest that spins until its deadline. The
     // poller below may hold the slot for a moment; then the spin is refused

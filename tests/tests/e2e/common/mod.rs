@@ -48,7 +48,11 @@ impl Host {
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
-            .args(TEST_FLAGS.iter().filter(|_| !extra.contains(&"--max-instances")))
+            .args(
+                TEST_FLAGS
+                    .iter()
+                    .filter(|_| !extra.contains(&"--max-instances")),
+            )
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("RUST_BACKTRACE")
