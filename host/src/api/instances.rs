@@ -191,7 +191,7 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
         "status": "SUCCESS",
         "data": { "message": summary },
         "invocationId": invocation_id,
-        "durationMs": started.elapsed().as_millis() as u64,
+        "durationMs": duration_ms(started),
     })))
 }
 
@@ -236,7 +236,7 @@ pub async fn invoke(
         "status": "SUCCESS",
         "data": data,
         "invocationId": invocation_id,
-        "durationMs": started.elapsed().as_millis() as u64,
+        "durationMs": duration_ms(started),
     })))
 }
 
@@ -278,6 +278,11 @@ fn params_validator(
         .unwrap_or_else(|e| e.into_inner())
         .insert(key, validator.clone());
     Ok(validator)
+}
+
+/// Elapsed milliseconds with microsecond precision (most calls take < 1 ms).
+fn duration_ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// A fresh id for one call (`inv_` + 32 hex characters).
