@@ -226,7 +226,7 @@ use types::{WebhookOutcome, WebhookRequest};
 ///
 /// Call it once, at the top level of the connector crate:
 ///
-/// ```ignore
+/// ```text
 /// plugboard_guest::export_connector!(MyConnector);
 /// ```
 #[macro_export]
