@@ -9,6 +9,10 @@
 
 mod hooks;
 mod pattern;
+pub mod breaker;
+pub mod budget;
+pub mod category;
+pub mod retry;
 
 pub use hooks::{EgressHooks, OutboundJournal, OutboundOutcome};
 pub use pattern::{Allowlist, HostPattern, HostRule, PatternError};
