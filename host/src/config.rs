@@ -72,6 +72,40 @@ impl Default for Limits {
     }
 }
 
+/// Outbound HTTP policy and per-request limits.
+#[derive(Debug, Clone)]
+pub struct EgressSettings {
+    /// Address ranges guests may reach even though they are special
+    /// (loopback, private, …). Empty: public addresses only.
+    pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// Outbound requests one invocation may send.
+    pub max_requests: u32,
+    /// Largest request body a guest may send.
+    pub max_request_body_bytes: u64,
+    /// Largest response body a guest may receive.
+    pub max_response_body_bytes: u64,
+    /// DNS resolution + TCP connect.
+    pub connect_timeout: Duration,
+    /// From sending the request to the response headers.
+    pub first_byte_timeout: Duration,
+    /// Longest pause between two chunks of a response body.
+    pub between_bytes_timeout: Duration,
+}
+
+impl Default for EgressSettings {
+    fn default() -> Self {
+        Self {
+            allow_cidrs: Vec::new(),
+            max_requests: 100,
+            max_request_body_bytes: 16 << 20,
+            max_response_body_bytes: 32 << 20,
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(30),
+            between_bytes_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +126,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Resource limits.
     pub limits: Limits,
+    /// Outbound HTTP policy.
+    pub egress: EgressSettings,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -127,6 +163,19 @@ pub struct Overrides {
     /// Log format.
     #[arg(long, env = "PLUGBOARD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Let guests reach this special address range (loopback, private, …);
+    /// repeatable, e.g. `--egress-allow-cidr 127.0.0.1/32`.
+    #[arg(long = "egress-allow-cidr", env = "PLUGBOARD_EGRESS_ALLOW_CIDR", value_delimiter = ',')]
+    pub egress_allow_cidrs: Vec<ipnet::IpNet>,
+    /// Outbound requests one invocation may send.
+    #[arg(long, env = "PLUGBOARD_EGRESS_MAX_REQUESTS")]
+    pub egress_max_requests: Option<u32>,
+    /// Largest response body a guest may receive, in KiB.
+    #[arg(long, env = "PLUGBOARD_EGRESS_MAX_RESPONSE_KIB")]
+    pub egress_max_response_kib: Option<u64>,
+    /// Time from sending a request to its response headers, in milliseconds.
+    #[arg(long, env = "PLUGBOARD_EGRESS_FIRST_BYTE_TIMEOUT_MS")]
+    pub egress_first_byte_timeout_ms: Option<u64>,
 }
 
 /// The shape of the TOML config file; every key is optional.
@@ -138,6 +187,21 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    egress: FileEgress,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEgress {
+    #[serde(default)]
+    allow_cidrs: Vec<ipnet::IpNet>,
+    max_requests: Option<u32>,
+    max_request_body_kib: Option<u64>,
+    max_response_body_kib: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    first_byte_timeout_ms: Option<u64>,
+    between_bytes_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +250,7 @@ impl Settings {
         check_range("max_request_kib", request_kib as u64, 1, 1024 * 1024)?;
         check_range("max_instances", u64::from(max_instances), 1, 100_000)?;
 
+        let egress = resolve_egress(overrides, &file.egress)?;
         let listen = match overrides.listen.or(file.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN.parse().map_err(|e| ConfigError::Invalid {
@@ -207,9 +272,47 @@ impl Settings {
                 max_request_bytes: request_kib << 10,
                 max_instances,
             },
+            egress,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
         })
     }
+}
+
+fn resolve_egress(o: &Overrides, f: &FileEgress) -> Result<EgressSettings, ConfigError> {
+    let d = EgressSettings::default();
+    let ms = |v: Option<u64>, default: Duration, name: &'static str| -> Result<Duration, ConfigError> {
+        let v = v.unwrap_or(default.as_millis() as u64);
+        check_range(name, v, 1, 15 * 60 * 1000)?;
+        Ok(Duration::from_millis(v))
+    };
+    let kib = |v: Option<u64>, default: u64, name: &'static str| -> Result<u64, ConfigError> {
+        let v = v.unwrap_or(default >> 10);
+        check_range(name, v, 1, 4 << 20)?;
+        Ok(v << 10)
+    };
+    let max_requests = o.egress_max_requests.or(f.max_requests).unwrap_or(d.max_requests);
+    check_range("egress max_requests", u64::from(max_requests), 1, 100_000)?;
+    // Flags and file add up: the file can hold the standing ranges and a
+    // flag add one for a test run.
+    let mut allow_cidrs = f.allow_cidrs.clone();
+    allow_cidrs.extend(o.egress_allow_cidrs.iter().copied());
+    Ok(EgressSettings {
+        allow_cidrs,
+        max_requests,
+        max_request_body_bytes: kib(f.max_request_body_kib, d.max_request_body_bytes, "egress max_request_body_kib")?,
+        max_response_body_bytes: kib(
+            o.egress_max_response_kib.or(f.max_response_body_kib),
+            d.max_response_body_bytes,
+            "egress max_response_body_kib",
+        )?,
+        connect_timeout: ms(f.connect_timeout_ms, d.connect_timeout, "egress connect_timeout_ms")?,
+        first_byte_timeout: ms(
+            o.egress_first_byte_timeout_ms.or(f.first_byte_timeout_ms),
+            d.first_byte_timeout,
+            "egress first_byte_timeout_ms",
+        )?,
+        between_bytes_timeout: ms(f.between_bytes_timeout_ms, d.between_bytes_timeout, "egress between_bytes_timeout_ms")?,
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -245,12 +348,14 @@ mod tests {
         let path = dir.join("plugboard.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\n[limits]\ninvoke_timeout_ms = 500\nmax_memory_mib = 64\n",
+            "listen = \"127.0.0.1:9000\"\n[limits]\ninvoke_timeout_ms = 500\nmax_memory_mib = 64\n\
+             [egress]\nallow_cidrs = [\"10.0.0.0/8\"]\nmax_requests = 7\n",
         )
         .unwrap();
         let overrides = Overrides {
             config: Some(path),
             max_memory_mib: Some(32),
+            egress_allow_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
             ..Overrides::default()
         };
         let s = Settings::resolve(&overrides).unwrap();
@@ -258,6 +363,9 @@ mod tests {
         assert_eq!(s.limits.invoke_timeout, Duration::from_millis(500));
         assert_eq!(s.limits.max_memory_bytes, 32 << 20);
         assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        let cidrs: Vec<String> = s.egress.allow_cidrs.iter().map(|c| c.to_string()).collect();
+        assert_eq!(cidrs, ["10.0.0.0/8", "127.0.0.1/32"]);
+        assert_eq!(s.egress.max_requests, 7);
     }
 
     #[test]

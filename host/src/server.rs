@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
+use crate::egress::Broker;
 use crate::runtime::Runtime;
 use crate::store::{SledStore, Store};
 
@@ -28,7 +29,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("admin token written to {} (owner-only)", path.display());
         tracing::info!(path = %path.display(), "created the admin token");
     }
-    let runtime = Arc::new(Runtime::new(settings.limits.clone())?);
+    let broker = Arc::new(Broker::new(settings.egress.clone()));
+    if !settings.egress.allow_cidrs.is_empty() {
+        let ranges: Vec<String> = settings.egress.allow_cidrs.iter().map(|c| c.to_string()).collect();
+        tracing::warn!(ranges = %ranges.join(", "), "guests may reach these special address ranges");
+    }
+    let runtime = Arc::new(Runtime::new(settings.limits.clone(), broker)?);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

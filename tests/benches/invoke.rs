@@ -14,8 +14,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugboard::config::Limits;
-use plugboard::egress::Allowlist;
+use plugboard::config::{EgressSettings, Limits};
+use plugboard::egress::{Allowlist, Broker};
 use plugboard::runtime::{Call, Envelope, Invocation, Runtime};
 use serde_json::{Value, json};
 
@@ -43,7 +43,8 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
+        let broker = Arc::new(Broker::new(EgressSettings::default()));
+        let runtime = Arc::new(Runtime::new(Limits::default(), broker).unwrap());
         let bytes = std::fs::read(plugboard_tests::ECHO_WASM).unwrap();
         let started = Instant::now();
         let prepared = runtime.prepare(Arc::new(bytes)).await.unwrap();

@@ -149,6 +149,12 @@ impl From<InvokeError> for ApiError {
                 Self::new(S::FORBIDDEN, "HOST_DENIED", message)
                     .with_details(json!({ "target": target }))
             }
+            InvokeError::OutboundLimit { target, .. } => {
+                Self::new(S::BAD_GATEWAY, "OUTBOUND_LIMIT", message).with_details(json!({ "target": target }))
+            }
+            InvokeError::UpstreamTimeout { target, .. } => {
+                Self::new(S::GATEWAY_TIMEOUT, "UPSTREAM_TIMEOUT", message).with_details(json!({ "target": target }))
+            }
             InvokeError::UpstreamUnreachable { target, .. } => {
                 Self::new(S::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", message)
                     .with_details(json!({ "target": target }))

@@ -1,28 +1,40 @@
-//! The `WasiHttpHooks` implementation every guest store uses.
+//! The `WasiHttpHooks` implementation every guest store uses: the
+//! per-invocation side of the broker.
 //!
-//! `send_request` is wasmtime-wasi-http's interception point: a refused
-//! request returns `HttpRequestDenied`, which the guest sees as the wasi:http
-//! error code of that name (not a connection reset). Every attempt, allowed
-//! or not, lands in the invocation's [`OutboundJournal`], so the API can say
-//! *why* a call failed even when the guest only reports a generic error.
+//! `send_request` is wasmtime-wasi-http's interception point. In order, a
+//! request must: match the instance's allowlist (scheme, host, port of the
+//! URL itself — headers play no part, and `Host` is a forbidden header), fit
+//! the per-invocation request count, and then go out through the shared
+//! [`Broker`] client, which connects only to addresses the IP policy accepts.
+//! Bodies are metered both ways. Every attempt lands in the invocation's
+//! [`OutboundJournal`], so the API can say *why* a call failed even when the
+//! guest only reports a generic error.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use http::HeaderName;
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
+};
 
-use super::Allowlist;
+use super::body::{Direction, Metered};
+use super::{Allowlist, Broker};
 
 /// What happened to one outbound request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundOutcome {
-    /// Refused by the egress policy; never left the host.
-    Denied,
+    /// Refused by the egress policy (host or address); never left the host.
+    Denied(String),
+    /// Refused or cut off by a per-invocation limit.
+    Limit(String),
+    /// The upstream did not answer (or stopped sending) in time.
+    Timeout(String),
+    /// Transport failure before a response (refused, reset, TLS, DNS).
+    Failed(String),
     /// The upstream answered with this status.
     Status(u16),
-    /// Transport failure before a response (refused, timeout, TLS, DNS).
-    Failed(String),
 }
 
 /// One outbound request as seen by the host.
@@ -34,46 +46,73 @@ pub struct OutboundRecord {
     pub outcome: OutboundOutcome,
     /// Time to response headers or failure.
     pub elapsed: Duration,
+    /// Request body bytes sent so far.
+    pub bytes_out: Arc<AtomicU64>,
+    /// Response body bytes received so far.
+    pub bytes_in: Arc<AtomicU64>,
 }
 
 /// Outbound requests of one invocation.
 #[derive(Debug, Default)]
 pub struct OutboundJournal {
-    /// In order of sending.
+    /// In order of sending (a body failure adds a second record).
     pub records: Vec<OutboundRecord>,
 }
 
 impl OutboundJournal {
-    /// The first request the policy refused, if any.
-    pub fn first_denied(&self) -> Option<&OutboundRecord> {
+    /// The record that best explains a failed invocation, if the host saw
+    /// one: a refusal first, then a limit, a timeout, a transport failure.
+    pub fn explanation(&self) -> Option<&OutboundRecord> {
+        let rank = |o: &OutboundOutcome| match o {
+            OutboundOutcome::Denied(_) => Some(0),
+            OutboundOutcome::Limit(_) => Some(1),
+            OutboundOutcome::Timeout(_) => Some(2),
+            OutboundOutcome::Failed(_) => Some(3),
+            OutboundOutcome::Status(_) => None,
+        };
         self.records
             .iter()
-            .find(|r| r.outcome == OutboundOutcome::Denied)
-    }
-
-    /// The last transport failure, if any.
-    pub fn last_failure(&self) -> Option<&OutboundRecord> {
-        self.records
-            .iter()
-            .rev()
-            .find(|r| matches!(r.outcome, OutboundOutcome::Failed(_)))
+            .filter_map(|r| rank(&r.outcome).map(|k| (k, r)))
+            .min_by_key(|(k, _)| *k)
+            .map(|(_, r)| r)
     }
 }
 
-/// Per-invocation hooks: the instance's allowlist and the journal.
+/// Headers a guest may never set: wasi-http's defaults (`Host`,
+/// hop-by-hop headers) plus headers that would let a guest speak for the
+/// host or its network position.
+const HOST_OWNED_HEADERS: [&str; 7] = [
+    "te",
+    "trailer",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+fn forbidden(name: &HeaderName) -> bool {
+    DEFAULT_FORBIDDEN_HEADERS.contains(name) || HOST_OWNED_HEADERS.contains(&name.as_str())
+}
+
+/// Per-invocation hooks.
 pub struct EgressHooks {
+    broker: Arc<Broker>,
     allowlist: Arc<Allowlist>,
     journal: Arc<Mutex<OutboundJournal>>,
     connector: Arc<str>,
+    sent: u32,
 }
 
 impl EgressHooks {
     /// Hooks for one invocation of `connector` with `allowlist`.
-    pub fn new(connector: Arc<str>, allowlist: Arc<Allowlist>) -> Self {
+    pub fn new(broker: Arc<Broker>, connector: Arc<str>, allowlist: Arc<Allowlist>) -> Self {
         Self {
+            broker,
             allowlist,
             journal: Arc::default(),
             connector,
+            sent: 0,
         }
     }
 
@@ -105,7 +144,15 @@ type SendFuture = Box<
         > + Send,
 >;
 
+fn shorter(a: Option<Duration>, b: Duration) -> Duration {
+    a.map_or(b, |a| a.min(b))
+}
+
 impl WasiHttpHooks for EgressHooks {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        Arc::new(forbidden)
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -119,63 +166,97 @@ impl WasiHttpHooks for EgressHooks {
             uri.scheme_str().unwrap_or("?"),
             uri.authority().map(|a| a.as_str()).unwrap_or("?")
         );
+        let record = |outcome: OutboundOutcome, elapsed: Duration| OutboundRecord {
+            target: target.clone(),
+            outcome,
+            elapsed,
+            bytes_out: Arc::default(),
+            bytes_in: Arc::default(),
+        };
         if !self.allowlist.allows(uri) {
             tracing::warn!(connector = %self.connector, %target, "outbound request denied: host not allowed");
             push(
                 &self.journal,
-                OutboundRecord {
-                    target,
-                    outcome: OutboundOutcome::Denied,
-                    elapsed: Duration::ZERO,
-                },
+                record(
+                    OutboundOutcome::Denied("the host is not declared by the connector for this instance".into()),
+                    Duration::ZERO,
+                ),
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        let settings = self.broker.settings();
+        self.sent += 1;
+        if self.sent > settings.max_requests {
+            let message = format!("more than {} outbound requests in one invocation", settings.max_requests);
+            tracing::warn!(connector = %self.connector, %target, %message, "outbound request refused");
+            push(&self.journal, record(OutboundOutcome::Limit(message), Duration::ZERO));
+            return Box::new(async { Err(HttpError::ConnectionLimitReached) });
+        }
+
+        let first_byte = shorter(options.and_then(|o| o.first_byte_timeout), settings.first_byte_timeout);
+        let between_bytes = shorter(options.and_then(|o| o.between_bytes_timeout), settings.between_bytes_timeout);
+        let template = record(OutboundOutcome::Status(0), Duration::ZERO);
+        let (max_out, max_in) = (settings.max_request_body_bytes, settings.max_response_body_bytes);
+        let request = request.map(|body| Metered::wrap(body, Direction::Request, max_out, template.bytes_out.clone(), None));
         let journal = self.journal.clone();
         let connector = self.connector.clone();
+        let broker = self.broker.clone();
         Box::new(async move {
             let start = Instant::now();
-            let result = wasmtime_wasi_http::default_send_request(request, options).await;
-            let elapsed = start.elapsed();
-            match result {
-                Ok((response, io)) => {
+            let finish = |outcome: OutboundOutcome| OutboundRecord {
+                outcome,
+                elapsed: start.elapsed(),
+                ..template.clone()
+            };
+            match tokio::time::timeout(first_byte, broker.client().send(request)).await {
+                Ok(Ok(response)) => {
                     let status = response.status().as_u16();
-                    tracing::debug!(%connector, %target, status, ?elapsed, "outbound request");
-                    push(
-                        &journal,
-                        OutboundRecord {
-                            target,
-                            outcome: OutboundOutcome::Status(status),
-                            elapsed,
-                        },
-                    );
+                    tracing::debug!(%connector, target = %template.target, status, elapsed = ?start.elapsed(), "outbound request");
+                    push(&journal, finish(OutboundOutcome::Status(status)));
+                    let body_journal = journal.clone();
+                    let body_record = finish(OutboundOutcome::Status(status));
+                    let response = response.map(|body| {
+                        Metered::wrap_reporting(
+                            body,
+                            Direction::Response,
+                            max_in,
+                            template.bytes_in.clone(),
+                            Some(between_bytes),
+                            Box::new(move |e: &HttpError| {
+                                let outcome = match e {
+                                    HttpError::HttpResponseBodySize(_) => {
+                                        OutboundOutcome::Limit(format!("response body larger than {max_in} bytes"))
+                                    }
+                                    _ => OutboundOutcome::Timeout(format!(
+                                        "no response body bytes for {between_bytes:?}"
+                                    )),
+                                };
+                                push(&body_journal, OutboundRecord { outcome, ..body_record });
+                            }),
+                        )
+                    });
                     Ok((
-                        response.map(BodyExt::boxed_unsync),
-                        Box::new(io) as Box<dyn Future<Output = _> + Send>,
+                        response,
+                        Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
                     ))
                 }
-                Err(e) => {
-                    let reason = describe_error(&e);
-                    tracing::info!(%connector, %target, %reason, "outbound request failed");
-                    push(
-                        &journal,
-                        OutboundRecord {
-                            target,
-                            outcome: OutboundOutcome::Failed(reason),
-                            elapsed,
-                        },
-                    );
-                    Err(e)
+                Ok(Err(e)) => {
+                    tracing::info!(%connector, target = %template.target, reason = %e.detail, "outbound request failed");
+                    let outcome = if e.refused {
+                        OutboundOutcome::Denied(e.detail)
+                    } else {
+                        OutboundOutcome::Failed(e.detail)
+                    };
+                    push(&journal, finish(outcome));
+                    Err(e.code)
+                }
+                Err(_) => {
+                    let message = format!("no response headers within {first_byte:?}");
+                    tracing::info!(%connector, target = %template.target, %message, "outbound request timed out");
+                    push(&journal, finish(OutboundOutcome::Timeout(message)));
+                    Err(HttpError::HttpResponseTimeout)
                 }
             }
         })
-    }
-}
-
-fn describe_error(e: &HttpError) -> String {
-    match e {
-        HttpError::Connect(io) => format!("connect failed: {}", io.kind()),
-        HttpError::Tls(io) => format!("TLS failed: {}", io.kind()),
-        other => format!("{other:?}"),
     }
 }

@@ -1,18 +1,28 @@
 //! Outbound HTTP policy: the single place where a guest's request is allowed
 //! out or refused.
 //!
-//! [`pattern`] turns manifest host patterns plus instance config into an
-//! [`Allowlist`]; [`hooks`] plugs that allowlist into wasmtime-wasi-http's
-//! `send_request` hook and records what happened in an [`OutboundJournal`]
-//! the runtime reads after the call. Rate budgets, retries and IP checks
-//! belong here too when they arrive.
+//! - [`pattern`]: manifest host patterns + instance config → [`Allowlist`].
+//! - `ip`: which resolved addresses may be connected to ([`IpPolicy`]).
+//! - `client`: the pooled client whose connector resolves, checks and
+//!   connects to the checked address.
+//! - `body`: byte caps, counters and idle timeouts on bodies.
+//! - `broker`: the shared client + settings ([`Broker`]).
+//! - `hooks`: the per-invocation `WasiHttpHooks` (allowlist, request count,
+//!   forbidden headers, timeouts) writing the [`OutboundJournal`] the runtime
+//!   reads after the call.
 
+mod body;
+mod broker;
+mod client;
 mod hooks;
+mod ip;
 mod pattern;
 pub mod breaker;
 pub mod budget;
 pub mod category;
 pub mod retry;
 
-pub use hooks::{EgressHooks, OutboundJournal, OutboundOutcome};
+pub use broker::Broker;
+pub use hooks::{EgressHooks, OutboundJournal, OutboundOutcome, OutboundRecord};
+pub use ip::{ForbiddenAddress, IpPolicy};
 pub use pattern::{Allowlist, HostPattern, HostRule, PatternError};

@@ -27,7 +27,7 @@ pub use self::loader::LoadError;
 pub use self::state::Invocation;
 use self::state::{GuestState, MemoryLimitExceeded};
 use crate::config::Limits;
-use crate::egress::{Allowlist, EgressHooks, OutboundOutcome};
+use crate::egress::{Allowlist, Broker, EgressHooks, OutboundOutcome};
 use crate::manifest::Manifest;
 use crate::store::{ConnectorRecord, InstanceLimits};
 
@@ -104,12 +104,28 @@ pub enum InvokeError {
     #[error("connector error: {0:?}")]
     Guest(GuestError),
     /// The guest failed after the egress policy refused one of its requests.
-    #[error("outbound request denied: {target} is not an allowed host ({message})")]
+    #[error("outbound request denied: {target}: {reason}")]
     HostDenied {
         /// `METHOD scheme://authority` of the refused request.
         target: String,
-        /// What the guest reported.
-        message: String,
+        /// Why the policy refused it.
+        reason: String,
+    },
+    /// The guest failed after one of its requests hit a per-invocation limit.
+    #[error("outbound limit exceeded: {target}: {reason}")]
+    OutboundLimit {
+        /// `METHOD scheme://authority`.
+        target: String,
+        /// Which limit.
+        reason: String,
+    },
+    /// The guest failed after an upstream did not answer in time.
+    #[error("upstream timed out: {target}: {reason}")]
+    UpstreamTimeout {
+        /// `METHOD scheme://authority`.
+        target: String,
+        /// Which timeout.
+        reason: String,
     },
     /// The guest failed after an upstream could not be reached.
     #[error("upstream unreachable: {target}: {reason}")]
@@ -200,6 +216,7 @@ pub struct RuntimeStats {
 /// The component runtime.
 pub struct Runtime {
     engine: Engine,
+    broker: Arc<Broker>,
     linker: Linker<GuestState>,
     limits: Limits,
     cache: Mutex<HashMap<String, Arc<Loaded>>>,
@@ -211,8 +228,9 @@ pub struct Runtime {
 const CHECKSUM_LEN: usize = 32;
 
 impl Runtime {
-    /// Builds the engine, linker and epoch ticker.
-    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+    /// Builds the engine, linker and epoch ticker; guests' outbound HTTP
+    /// goes through `broker`.
+    pub fn new(limits: Limits, broker: Arc<Broker>) -> anyhow::Result<Self> {
         let engine = engine::build(&limits)?;
         let mut linker = Linker::new(&engine);
         // All of WASI 0.2 is linked so components from any toolchain
@@ -224,6 +242,7 @@ impl Runtime {
             engine::EpochTicker::start(engine.clone()).context("starting the epoch ticker")?;
         Ok(Self {
             engine,
+            broker,
             linker,
             limits,
             cache: Mutex::default(),
@@ -421,7 +440,7 @@ impl Runtime {
         envelope: Envelope,
     ) -> Store<GuestState> {
         let deadline = Instant::now() + envelope.timeout;
-        let hooks = EgressHooks::new(invocation.connector.clone(), allowlist);
+        let hooks = EgressHooks::new(self.broker.clone(), invocation.connector.clone(), allowlist);
         let state = GuestState::new(invocation, hooks, envelope.memory_bytes, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -477,35 +496,29 @@ impl Runtime {
         // The guest failed: if the host saw why (a refused or unreachable
         // upstream), report that instead of the guest's paraphrase.
         let journal = journal.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(denied) = journal.first_denied() {
-            return Err(InvokeError::HostDenied {
-                target: denied.target.clone(),
-                message: guest_message(&guest_error),
-            });
-        }
-        if let GuestError::Temporary(_) = guest_error
-            && let Some(failed) = journal.last_failure()
-            && let OutboundOutcome::Failed(reason) = &failed.outcome
-        {
-            return Err(InvokeError::UpstreamUnreachable {
-                target: failed.target.clone(),
+        let Some(record) = journal.explanation() else {
+            return Err(InvokeError::Guest(guest_error));
+        };
+        let target = record.target.clone();
+        Err(match &record.outcome {
+            OutboundOutcome::Denied(reason) => InvokeError::HostDenied {
+                target,
                 reason: reason.clone(),
-            });
-        }
-        Err(InvokeError::Guest(guest_error))
-    }
-}
-
-fn guest_message(e: &GuestError) -> String {
-    match e {
-        GuestError::InvalidInput(m)
-        | GuestError::Unauthorized(m)
-        | GuestError::NotFound(m)
-        | GuestError::Temporary(m)
-        | GuestError::Permanent(m)
-        | GuestError::Config(m)
-        | GuestError::RateLimited { message: m, .. }
-        | GuestError::Upstream { message: m, .. } => m.clone(),
+            },
+            OutboundOutcome::Limit(reason) => InvokeError::OutboundLimit {
+                target,
+                reason: reason.clone(),
+            },
+            OutboundOutcome::Timeout(reason) => InvokeError::UpstreamTimeout {
+                target,
+                reason: reason.clone(),
+            },
+            OutboundOutcome::Failed(reason) => InvokeError::UpstreamUnreachable {
+                target,
+                reason: reason.clone(),
+            },
+            OutboundOutcome::Status(_) => InvokeError::Guest(guest_error),
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 mod auth_restart;
+mod egress;
 mod invoke;
 mod readme;
 mod rest;

@@ -50,6 +50,10 @@ struct FetchParams {
     /// Response body cap in bytes (the SDK's default otherwise).
     #[serde(default)]
     max_bytes: Option<u64>,
+    /// Send the request this many times (1 by default); the last answer is
+    /// returned. Tests use it to hit the per-invocation request cap.
+    #[serde(default)]
+    repeat: Option<u32>,
 }
 
 /// Result of `fetch`: what came back, whatever the status.
@@ -112,6 +116,22 @@ fn spin() -> Result<()> {
 
 /// The `fetch` method: transport errors propagate as the SDK maps them.
 fn fetch(p: FetchParams) -> Result<FetchResult> {
+    let repeat = p.repeat.unwrap_or(1).max(1);
+    for _ in 1..repeat {
+        fetch_once(&p)?;
+    }
+    fetch_once(&p)
+}
+
+fn fetch_once(p: &FetchParams) -> Result<FetchResult> {
+    let p = FetchParams {
+        url: p.url.clone(),
+        method: p.method.clone(),
+        headers: p.headers.clone(),
+        body: p.body.clone(),
+        max_bytes: p.max_bytes,
+        repeat: None,
+    };
     let mut req = Request::new(p.method.unwrap_or_else(|| "GET".to_owned()), p.url);
     for (name, value) in p.headers.unwrap_or_default() {
         req = req.header(name, value);

@@ -28,8 +28,10 @@ pub struct Host {
     root: Arc<tempfile::TempDir>,
 }
 
-/// Default flags for test hosts: small pools so parallel tests stay light.
-pub const TEST_FLAGS: &[&str] = &["--max-instances", "64"];
+/// Default flags for test hosts, each used unless the test passes the same
+/// flag: small pools so parallel tests stay light, and the one special
+/// address range tests need — the fake upstreams on 127.0.0.1 — and no other.
+pub const TEST_DEFAULTS: &[(&str, &str)] = &[("--max-instances", "64"), ("--egress-allow-cidr", "127.0.0.1/32")];
 
 impl Host {
     /// Starts a host with a fresh data directory.
@@ -38,9 +40,26 @@ impl Host {
         Self::start_in(root, extra)
     }
 
+    /// Starts a host with the production egress policy: no special address
+    /// range allowed, not even loopback.
+    pub fn start_strict(extra: &[&str]) -> Host {
+        let root = Arc::new(tempfile::tempdir().unwrap());
+        Self::launch(root, extra, false)
+    }
+
     /// Starts a host whose data directory lives in `root` (reused across
     /// restarts).
     pub fn start_in(root: Arc<tempfile::TempDir>, extra: &[&str]) -> Host {
+        Self::launch(root, extra, true)
+    }
+
+    fn launch(root: Arc<tempfile::TempDir>, extra: &[&str], allow_loopback: bool) -> Host {
+        let wanted = |flag: &str| !extra.contains(&flag) && (allow_loopback || flag != "--egress-allow-cidr");
+        let defaults: Vec<&str> = TEST_DEFAULTS
+            .iter()
+            .filter(|(flag, _)| wanted(flag))
+            .flat_map(|(flag, value)| [*flag, *value])
+            .collect();
         let data_dir = root.path().join("plugboard-data");
         let log_path = root.path().join(format!("host-{}.log", uuid_like()));
         let log = std::fs::File::create(&log_path).unwrap();
@@ -48,11 +67,7 @@ impl Host {
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
-            .args(
-                TEST_FLAGS
-                    .iter()
-                    .filter(|_| !extra.contains(&"--max-instances")),
-            )
+            .args(&defaults)
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("RUST_BACKTRACE")
@@ -314,6 +329,12 @@ impl FakeUpstream {
                     )
                         .into_response(),
                     ("GET", "/api/boom") => j(503, json!({"message": "upstream maintenance"})),
+                    // Headers that never come (bounded, so the server task ends).
+                    ("GET", "/api/slow") => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        j(200, json!({"late": true}))
+                    }
+                    ("GET", "/api/huge") => vec![b'x'; 5 << 20].into_response(),
                     _ => j(404, json!({"message": "no such resource"})),
                 }
             }
