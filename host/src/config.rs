@@ -165,7 +165,11 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// Let guests reach this special address range (loopback, private, …);
     /// repeatable, e.g. `--egress-allow-cidr 127.0.0.1/32`.
-    #[arg(long = "egress-allow-cidr", env = "PLUGBOARD_EGRESS_ALLOW_CIDR", value_delimiter = ',')]
+    #[arg(
+        long = "egress-allow-cidr",
+        env = "PLUGBOARD_EGRESS_ALLOW_CIDR",
+        value_delimiter = ','
+    )]
     pub egress_allow_cidrs: Vec<ipnet::IpNet>,
     /// Outbound requests one invocation may send.
     #[arg(long, env = "PLUGBOARD_EGRESS_MAX_REQUESTS")]
@@ -280,17 +284,21 @@ impl Settings {
 
 fn resolve_egress(o: &Overrides, f: &FileEgress) -> Result<EgressSettings, ConfigError> {
     let d = EgressSettings::default();
-    let ms = |v: Option<u64>, default: Duration, name: &'static str| -> Result<Duration, ConfigError> {
-        let v = v.unwrap_or(default.as_millis() as u64);
-        check_range(name, v, 1, 15 * 60 * 1000)?;
-        Ok(Duration::from_millis(v))
-    };
+    let ms =
+        |v: Option<u64>, default: Duration, name: &'static str| -> Result<Duration, ConfigError> {
+            let v = v.unwrap_or(default.as_millis() as u64);
+            check_range(name, v, 1, 15 * 60 * 1000)?;
+            Ok(Duration::from_millis(v))
+        };
     let kib = |v: Option<u64>, default: u64, name: &'static str| -> Result<u64, ConfigError> {
         let v = v.unwrap_or(default >> 10);
         check_range(name, v, 1, 4 << 20)?;
         Ok(v << 10)
     };
-    let max_requests = o.egress_max_requests.or(f.max_requests).unwrap_or(d.max_requests);
+    let max_requests = o
+        .egress_max_requests
+        .or(f.max_requests)
+        .unwrap_or(d.max_requests);
     check_range("egress max_requests", u64::from(max_requests), 1, 100_000)?;
     // Flags and file add up: the file can hold the standing ranges and a
     // flag add one for a test run.
@@ -299,19 +307,31 @@ fn resolve_egress(o: &Overrides, f: &FileEgress) -> Result<EgressSettings, Confi
     Ok(EgressSettings {
         allow_cidrs,
         max_requests,
-        max_request_body_bytes: kib(f.max_request_body_kib, d.max_request_body_bytes, "egress max_request_body_kib")?,
+        max_request_body_bytes: kib(
+            f.max_request_body_kib,
+            d.max_request_body_bytes,
+            "egress max_request_body_kib",
+        )?,
         max_response_body_bytes: kib(
             o.egress_max_response_kib.or(f.max_response_body_kib),
             d.max_response_body_bytes,
             "egress max_response_body_kib",
         )?,
-        connect_timeout: ms(f.connect_timeout_ms, d.connect_timeout, "egress connect_timeout_ms")?,
+        connect_timeout: ms(
+            f.connect_timeout_ms,
+            d.connect_timeout,
+            "egress connect_timeout_ms",
+        )?,
         first_byte_timeout: ms(
             o.egress_first_byte_timeout_ms.or(f.first_byte_timeout_ms),
             d.first_byte_timeout,
             "egress first_byte_timeout_ms",
         )?,
-        between_bytes_timeout: ms(f.between_bytes_timeout_ms, d.between_bytes_timeout, "egress between_bytes_timeout_ms")?,
+        between_bytes_timeout: ms(
+            f.between_bytes_timeout_ms,
+            d.between_bytes_timeout,
+            "egress between_bytes_timeout_ms",
+        )?,
     })
 }
 

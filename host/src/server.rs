@@ -31,7 +31,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let broker = Arc::new(Broker::new(settings.egress.clone()));
     if !settings.egress.allow_cidrs.is_empty() {
-        let ranges: Vec<String> = settings.egress.allow_cidrs.iter().map(|c| c.to_string()).collect();
+        let ranges: Vec<String> = settings
+            .egress
+            .allow_cidrs
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         tracing::warn!(ranges = %ranges.join(", "), "guests may reach these special address ranges");
     }
     let runtime = Arc::new(Runtime::new(settings.limits.clone(), broker)?);

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::egress::category::ErrorCategory;
 use crate::runtime::{GuestError, InvokeError, LoadError};
 use crate::store::StoreError;
 
@@ -74,7 +75,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
+        let category = category(self.code);
+        let mut error = json!({
+            "code": self.code,
+            "message": self.message,
+            "category": category.as_str(),
+            "retryable": category.retryable(),
+        });
         if let Some(d) = self.details {
             error["details"] = d;
         }
@@ -150,10 +157,12 @@ impl From<InvokeError> for ApiError {
                     .with_details(json!({ "target": target }))
             }
             InvokeError::OutboundLimit { target, .. } => {
-                Self::new(S::BAD_GATEWAY, "OUTBOUND_LIMIT", message).with_details(json!({ "target": target }))
+                Self::new(S::BAD_GATEWAY, "OUTBOUND_LIMIT", message)
+                    .with_details(json!({ "target": target }))
             }
             InvokeError::UpstreamTimeout { target, .. } => {
-                Self::new(S::GATEWAY_TIMEOUT, "UPSTREAM_TIMEOUT", message).with_details(json!({ "target": target }))
+                Self::new(S::GATEWAY_TIMEOUT, "UPSTREAM_TIMEOUT", message)
+                    .with_details(json!({ "target": target }))
             }
             InvokeError::UpstreamUnreachable { target, .. } => {
                 Self::new(S::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", message)
@@ -204,5 +213,26 @@ fn guest_error(g: GuestError) -> ApiError {
         GuestError::Temporary(m) => ApiError::new(S::SERVICE_UNAVAILABLE, "TEMPORARY_ERROR", m),
         GuestError::Permanent(m) => ApiError::new(S::UNPROCESSABLE_ENTITY, "PERMANENT_ERROR", m),
         GuestError::Config(m) => ApiError::new(S::UNPROCESSABLE_ENTITY, "CONFIG_ERROR", m),
+    }
+}
+
+/// What a caller (or the rules engine) should do with an error code: retry
+/// later (temporary, rate-limited) or fix something first (configuration,
+/// permanent).
+fn category(code: &str) -> ErrorCategory {
+    use ErrorCategory as C;
+    match code {
+        "TIMEOUT_ERROR"
+        | "UPSTREAM_TIMEOUT"
+        | "UPSTREAM_UNREACHABLE"
+        | "UPSTREAM_ERROR"
+        | "TEMPORARY_ERROR"
+        | "CAPACITY_EXCEEDED"
+        | "INTERNAL_ERROR" => C::Temporary,
+        "RATE_LIMIT_EXCEEDED" => C::RateLimited,
+        "HOST_DENIED" | "CONFIG_ERROR" | "AUTH_REQUIRED" | "UNAUTHORIZED" | "INVALID_CONFIG" => {
+            C::Configuration
+        }
+        _ => C::Permanent,
     }
 }

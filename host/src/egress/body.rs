@@ -39,7 +39,13 @@ pub type Reporter = Box<dyn FnOnce(&HttpError) + Send>;
 
 impl Metered {
     /// Meters `inner`; bytes are added to `counter` as they pass.
-    pub fn wrap(inner: WasiBody, direction: Direction, limit: u64, counter: Arc<AtomicU64>, idle: Option<Duration>) -> WasiBody {
+    pub fn wrap(
+        inner: WasiBody,
+        direction: Direction,
+        limit: u64,
+        counter: Arc<AtomicU64>,
+        idle: Option<Duration>,
+    ) -> WasiBody {
         Self {
             inner,
             direction,
@@ -95,7 +101,10 @@ impl Body for Metered {
     type Data = Bytes;
     type Error = HttpError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -113,7 +122,9 @@ impl Body for Metered {
             }
             Poll::Pending => {
                 if let Some(idle) = this.idle {
-                    let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    let sleep = this
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                     if sleep.as_mut().poll(cx).is_ready() {
                         return this.fail(HttpError::ConnectionReadTimeout);
                     }
@@ -139,19 +150,30 @@ mod tests {
     use http_body_util::Full;
 
     fn body(bytes: &'static [u8]) -> WasiBody {
-        Full::new(Bytes::from_static(bytes)).map_err(|never| match never {}).boxed_unsync()
+        Full::new(Bytes::from_static(bytes))
+            .map_err(|never| match never {})
+            .boxed_unsync()
     }
 
     #[tokio::test]
     async fn counts_and_caps() {
         let counter = Arc::new(AtomicU64::new(0));
-        let ok = Metered::wrap(body(b"hello"), Direction::Response, 5, counter.clone(), None);
+        let ok = Metered::wrap(
+            body(b"hello"),
+            Direction::Response,
+            5,
+            counter.clone(),
+            None,
+        );
         assert_eq!(ok.collect().await.unwrap().to_bytes(), "hello");
         assert_eq!(counter.load(Ordering::Relaxed), 5);
 
         let big = Metered::wrap(body(b"hello!"), Direction::Response, 5, counter, None);
         let err = big.collect().await.unwrap_err();
-        assert!(matches!(err, HttpError::HttpResponseBodySize(Some(5))), "{err:?}");
+        assert!(
+            matches!(err, HttpError::HttpResponseBodySize(Some(5))),
+            "{err:?}"
+        );
     }
 
     /// A body that never yields a frame.
@@ -161,14 +183,23 @@ mod tests {
         type Data = Bytes;
         type Error = HttpError;
 
-        fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
             Poll::Pending
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_timeout_fires_when_nothing_arrives() {
-        let b = Metered::wrap(Pending.boxed_unsync(), Direction::Response, 100, Arc::default(), Some(Duration::from_secs(2)));
+        let b = Metered::wrap(
+            Pending.boxed_unsync(),
+            Direction::Response,
+            100,
+            Arc::default(),
+            Some(Duration::from_secs(2)),
+        );
         let err = b.collect().await.unwrap_err();
         assert!(matches!(err, HttpError::ConnectionReadTimeout), "{err:?}");
     }

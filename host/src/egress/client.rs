@@ -77,17 +77,27 @@ impl CheckedConnector {
 
     async fn connect(self, uri: Uri) -> Result<TokioIo<TcpStream>, ConnectError> {
         let host = uri.host().ok_or(ConnectError::NoHost)?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri
             .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => {
-                let lookup = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host.as_str(), port)))
-                    .await
-                    .map(|r| r.map(|addrs| addrs.collect::<Vec<_>>()));
+                let lookup = tokio::time::timeout_at(
+                    deadline,
+                    tokio::net::lookup_host((host.as_str(), port)),
+                )
+                .await
+                .map(|r| r.map(|addrs| addrs.collect::<Vec<_>>()));
                 match lookup {
                     Err(_) => return Err(ConnectError::Timeout { host }),
                     Ok(Err(e)) => {
@@ -167,8 +177,15 @@ impl OutboundClient {
 
     /// Sends a request (absolute URI) and returns the response with its body
     /// mapped to wasi-http's error type.
-    pub async fn send(&self, request: http::Request<WasiBody>) -> Result<http::Response<WasiBody>, SendError> {
-        let response = self.client.request(request).await.map_err(SendError::from_client)?;
+    pub async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>, SendError> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(SendError::from_client)?;
         Ok(response.map(|body| body.map_err(HttpError::from).boxed_unsync()))
     }
 }
@@ -191,7 +208,10 @@ impl SendError {
             Some(c) => c.to_string(),
             None => format!("{e}: {}", find_root(&e)),
         };
-        let refused = matches!(find::<ConnectError>(&e), Some(ConnectError::Forbidden { .. }));
+        let refused = matches!(
+            find::<ConnectError>(&e),
+            Some(ConnectError::Forbidden { .. })
+        );
         Self {
             code: map_client_error(&e),
             detail,
@@ -231,7 +251,9 @@ fn map_client_error(e: &hyper_util::client::legacy::Error) -> HttpError {
 }
 
 /// The first error of type `T` in the source chain.
-fn find<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+fn find<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut current = Some(e);
     while let Some(err) = current {
         if let Some(t) = err.downcast_ref::<T>() {

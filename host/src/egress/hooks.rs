@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use http::HeaderName;
 use wasmtime_wasi_http::{
-    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
+    DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks,
 };
 
 use super::body::{Direction, Metered};
@@ -178,7 +179,9 @@ impl WasiHttpHooks for EgressHooks {
             push(
                 &self.journal,
                 record(
-                    OutboundOutcome::Denied("the host is not declared by the connector for this instance".into()),
+                    OutboundOutcome::Denied(
+                        "the host is not declared by the connector for this instance".into(),
+                    ),
                     Duration::ZERO,
                 ),
             );
@@ -187,17 +190,40 @@ impl WasiHttpHooks for EgressHooks {
         let settings = self.broker.settings();
         self.sent += 1;
         if self.sent > settings.max_requests {
-            let message = format!("more than {} outbound requests in one invocation", settings.max_requests);
+            let message = format!(
+                "more than {} outbound requests in one invocation",
+                settings.max_requests
+            );
             tracing::warn!(connector = %self.connector, %target, %message, "outbound request refused");
-            push(&self.journal, record(OutboundOutcome::Limit(message), Duration::ZERO));
+            push(
+                &self.journal,
+                record(OutboundOutcome::Limit(message), Duration::ZERO),
+            );
             return Box::new(async { Err(HttpError::ConnectionLimitReached) });
         }
 
-        let first_byte = shorter(options.and_then(|o| o.first_byte_timeout), settings.first_byte_timeout);
-        let between_bytes = shorter(options.and_then(|o| o.between_bytes_timeout), settings.between_bytes_timeout);
+        let first_byte = shorter(
+            options.and_then(|o| o.first_byte_timeout),
+            settings.first_byte_timeout,
+        );
+        let between_bytes = shorter(
+            options.and_then(|o| o.between_bytes_timeout),
+            settings.between_bytes_timeout,
+        );
         let template = record(OutboundOutcome::Status(0), Duration::ZERO);
-        let (max_out, max_in) = (settings.max_request_body_bytes, settings.max_response_body_bytes);
-        let request = request.map(|body| Metered::wrap(body, Direction::Request, max_out, template.bytes_out.clone(), None));
+        let (max_out, max_in) = (
+            settings.max_request_body_bytes,
+            settings.max_response_body_bytes,
+        );
+        let request = request.map(|body| {
+            Metered::wrap(
+                body,
+                Direction::Request,
+                max_out,
+                template.bytes_out.clone(),
+                None,
+            )
+        });
         let journal = self.journal.clone();
         let connector = self.connector.clone();
         let broker = self.broker.clone();
@@ -224,14 +250,20 @@ impl WasiHttpHooks for EgressHooks {
                             Some(between_bytes),
                             Box::new(move |e: &HttpError| {
                                 let outcome = match e {
-                                    HttpError::HttpResponseBodySize(_) => {
-                                        OutboundOutcome::Limit(format!("response body larger than {max_in} bytes"))
-                                    }
+                                    HttpError::HttpResponseBodySize(_) => OutboundOutcome::Limit(
+                                        format!("response body larger than {max_in} bytes"),
+                                    ),
                                     _ => OutboundOutcome::Timeout(format!(
                                         "no response body bytes for {between_bytes:?}"
                                     )),
                                 };
-                                push(&body_journal, OutboundRecord { outcome, ..body_record });
+                                push(
+                                    &body_journal,
+                                    OutboundRecord {
+                                        outcome,
+                                        ..body_record
+                                    },
+                                );
                             }),
                         )
                     });

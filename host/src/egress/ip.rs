@@ -74,7 +74,12 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         // 64:ff9b::a.b.c.d (NAT64 well-known prefix)
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail()),
         // 2002:AABB:CCDD::/48 (6to4)
-        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        )),
         _ => None,
     }
 }
@@ -182,7 +187,14 @@ mod tests {
     #[test]
     fn public_addresses_pass() {
         let p = IpPolicy::default();
-        for ip in ["1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "2002:0808:0808::1"] {
+        for ip in [
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "2002:0808:0808::1",
+        ] {
             assert_eq!(refused(&p, ip), None, "{ip}");
         }
     }

@@ -12,14 +12,14 @@
 //!   reads after the call.
 
 mod body;
+pub mod breaker;
 mod broker;
+pub mod budget;
+pub mod category;
 mod client;
 mod hooks;
 mod ip;
 mod pattern;
-pub mod breaker;
-pub mod budget;
-pub mod category;
 pub mod retry;
 
 pub use broker::Broker;

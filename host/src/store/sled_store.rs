@@ -382,7 +382,19 @@ mod tests {
             )
             .unwrap();
         drop(store);
-        let store = SledStore::open(&dir).unwrap();
+        // sled's background flusher may hold the directory lock for a moment
+        // after the handle is dropped; wait for the lock (bounded), not for luck.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let store = loop {
+            match SledStore::open(&dir) {
+                Ok(store) => break store,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen failed: {e}"),
+            }
+        };
         assert_eq!(store.connectors().unwrap().len(), 1);
         assert_eq!(store.instance("i1").unwrap().unwrap().connector, "a@1.0.0");
         assert!(store.has_tokens().unwrap());

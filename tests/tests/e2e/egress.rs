@@ -9,8 +9,14 @@ use crate::common::{FakeUpstream, Host, assert_error};
 
 /// Creates a hostile instance whose one declared host is `allowed` and asks
 /// it to GET `url`.
-async fn fetch_via(host: &Host, allowed: &str, url: &str) -> (reqwest::StatusCode, serde_json::Value) {
-    let inst = host.instance(HOSTILE_WASM, json!({ "allowed": allowed })).await;
+async fn fetch_via(
+    host: &Host,
+    allowed: &str,
+    url: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let inst = host
+        .instance(HOSTILE_WASM, json!({ "allowed": allowed }))
+        .await;
     host.invoke(&inst, "fetch", json!({ "url": url })).await
 }
 
@@ -38,7 +44,10 @@ async fn special_addresses_are_refused_by_default() {
         assert!(message.contains(range), "{base}: {message}");
         assert!(message.contains("--egress-allow-cidr"), "{base}: {message}");
     }
-    assert!(upstream.requests().is_empty(), "a refused request reached the upstream");
+    assert!(
+        upstream.requests().is_empty(),
+        "a refused request reached the upstream"
+    );
 }
 
 #[tokio::test]
@@ -48,7 +57,8 @@ async fn an_allowed_range_opens_exactly_that_range() {
     let upstream = FakeUpstream::start().await;
     let port = upstream.url.rsplit(':').next().unwrap().to_owned();
 
-    let (status, body) = fetch_via(&host, &upstream.url, &format!("{}/api/items", upstream.url)).await;
+    let (status, body) =
+        fetch_via(&host, &upstream.url, &format!("{}/api/items", upstream.url)).await;
     assert_eq!(status, 200, "{body}");
     // A name resolving to the allowed address works too (::1, if listed
     // first, is skipped).
@@ -59,7 +69,11 @@ async fn an_allowed_range_opens_exactly_that_range() {
 
     // Another loopback address is still refused.
     let other = format!("http://127.0.0.2:{port}");
-    let e = assert_error(&fetch_via(&host, &other, &format!("{other}/api/items")).await, 403, "HOST_DENIED");
+    let e = assert_error(
+        &fetch_via(&host, &other, &format!("{other}/api/items")).await,
+        403,
+        "HOST_DENIED",
+    );
     assert!(e["message"].as_str().unwrap().contains("loopback"), "{e}");
 }
 
@@ -67,8 +81,16 @@ async fn an_allowed_range_opens_exactly_that_range() {
 async fn a_guest_cannot_redirect_a_request_with_host_headers() {
     let host = Host::start(&[]);
     let upstream = FakeUpstream::start().await;
-    let inst = host.instance(HOSTILE_WASM, json!({ "allowed": upstream.url })).await;
-    for header in ["host", "Host", "x-forwarded-host", "forwarded", "x-forwarded-for"] {
+    let inst = host
+        .instance(HOSTILE_WASM, json!({ "allowed": upstream.url }))
+        .await;
+    for header in [
+        "host",
+        "Host",
+        "x-forwarded-host",
+        "forwarded",
+        "x-forwarded-for",
+    ] {
         let answer = host
             .invoke(
                 &inst,
@@ -91,16 +113,25 @@ async fn a_guest_cannot_redirect_a_request_with_host_headers() {
 async fn per_invocation_request_cap() {
     let host = Host::start(&["--egress-max-requests", "3"]);
     let upstream = FakeUpstream::start().await;
-    let inst = host.instance(HOSTILE_WASM, json!({ "allowed": upstream.url })).await;
+    let inst = host
+        .instance(HOSTILE_WASM, json!({ "allowed": upstream.url }))
+        .await;
     let url = format!("{}/api/items", upstream.url);
-    let (status, body) = host.invoke(&inst, "fetch", json!({ "url": url, "repeat": 3 })).await;
+    let (status, body) = host
+        .invoke(&inst, "fetch", json!({ "url": url, "repeat": 3 }))
+        .await;
     assert_eq!(status, 200, "{body}");
     let e = assert_error(
-        &host.invoke(&inst, "fetch", json!({ "url": url, "repeat": 4 })).await,
+        &host
+            .invoke(&inst, "fetch", json!({ "url": url, "repeat": 4 }))
+            .await,
         502,
         "OUTBOUND_LIMIT",
     );
-    assert!(e["message"].as_str().unwrap().contains("more than 3"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("more than 3"),
+        "{e}"
+    );
     // 3 + 3: the fourth request of the second call never left.
     assert_eq!(upstream.requests().len(), 6);
 }
@@ -114,25 +145,45 @@ async fn slow_and_huge_upstreams_are_cut_off_without_blocking_others() {
         "1024",
     ]));
     let upstream = FakeUpstream::start().await;
-    let rest = host.instance(REST_WASM, json!({ "base_url": format!("{}/api", upstream.url) })).await;
+    let rest = host
+        .instance(
+            REST_WASM,
+            json!({ "base_url": format!("{}/api", upstream.url) }),
+        )
+        .await;
     let echo = host.instance(ECHO_WASM, json!({})).await;
 
     let slow = {
         let (host, rest) = (host.clone(), rest.clone());
-        tokio::spawn(async move { host.invoke(&rest, "request", json!({"path": "/slow"})).await })
+        tokio::spawn(async move {
+            host.invoke(&rest, "request", json!({"path": "/slow"}))
+                .await
+        })
     };
     // While the slow call waits on its upstream, other calls proceed.
-    let (status, body) = host.invoke(&echo, "echo", json!({"message": "meanwhile"})).await;
+    let (status, body) = host
+        .invoke(&echo, "echo", json!({"message": "meanwhile"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let e = assert_error(&slow.await.unwrap(), 504, "UPSTREAM_TIMEOUT");
-    assert!(e["message"].as_str().unwrap().contains("no response headers"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no response headers"),
+        "{e}"
+    );
 
     let e = assert_error(
-        &host.invoke(&rest, "request", json!({"path": "/huge"})).await,
+        &host
+            .invoke(&rest, "request", json!({"path": "/huge"}))
+            .await,
         502,
         "OUTBOUND_LIMIT",
     );
     assert!(e["message"].as_str().unwrap().contains("1048576"), "{e}");
-    let (status, body) = host.invoke(&echo, "echo", json!({"message": "after"})).await;
+    let (status, body) = host
+        .invoke(&echo, "echo", json!({"message": "after"}))
+        .await;
     assert_eq!(status, 200, "{body}");
 }

@@ -88,16 +88,16 @@ async fn connector_errors_map_to_stable_codes() {
     let host = Host::start(&[]);
     let inst = host.instance(ECHO_WASM, json!({})).await;
     let cases = [
-        ("invalid_input", 400, "INVALID_PARAMS"),
-        ("unauthorized", 401, "AUTH_REQUIRED"),
-        ("not_found", 404, "UPSTREAM_NOT_FOUND"),
-        ("rate_limited", 429, "RATE_LIMIT_EXCEEDED"),
-        ("upstream", 422, "UPSTREAM_REJECTED"),
-        ("temporary", 503, "TEMPORARY_ERROR"),
-        ("permanent", 422, "PERMANENT_ERROR"),
-        ("config", 422, "CONFIG_ERROR"),
+        ("invalid_input", 400, "INVALID_PARAMS", "permanent"),
+        ("unauthorized", 401, "AUTH_REQUIRED", "configuration"),
+        ("not_found", 404, "UPSTREAM_NOT_FOUND", "permanent"),
+        ("rate_limited", 429, "RATE_LIMIT_EXCEEDED", "rate_limited"),
+        ("upstream", 422, "UPSTREAM_REJECTED", "permanent"),
+        ("temporary", 503, "TEMPORARY_ERROR", "temporary"),
+        ("permanent", 422, "PERMANENT_ERROR", "permanent"),
+        ("config", 422, "CONFIG_ERROR", "configuration"),
     ];
-    for (kind, status, code) in cases {
+    for (kind, status, code, category) in cases {
         let answer = host
             .invoke(
                 &inst,
@@ -106,6 +106,7 @@ async fn connector_errors_map_to_stable_codes() {
             )
             .await;
         let e = assert_error(&answer, status, code);
+        assert_eq!(e["category"], category, "{kind}: {e}");
         assert!(e["message"].as_str().unwrap().contains(kind), "{kind}: {e}");
     }
     let e = assert_error(

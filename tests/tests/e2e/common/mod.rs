@@ -31,7 +31,10 @@ pub struct Host {
 /// Default flags for test hosts, each used unless the test passes the same
 /// flag: small pools so parallel tests stay light, and the one special
 /// address range tests need — the fake upstreams on 127.0.0.1 — and no other.
-pub const TEST_DEFAULTS: &[(&str, &str)] = &[("--max-instances", "64"), ("--egress-allow-cidr", "127.0.0.1/32")];
+pub const TEST_DEFAULTS: &[(&str, &str)] = &[
+    ("--max-instances", "64"),
+    ("--egress-allow-cidr", "127.0.0.1/32"),
+];
 
 impl Host {
     /// Starts a host with a fresh data directory.
@@ -54,7 +57,9 @@ impl Host {
     }
 
     fn launch(root: Arc<tempfile::TempDir>, extra: &[&str], allow_loopback: bool) -> Host {
-        let wanted = |flag: &str| !extra.contains(&flag) && (allow_loopback || flag != "--egress-allow-cidr");
+        let wanted = |flag: &str| {
+            !extra.contains(&flag) && (allow_loopback || flag != "--egress-allow-cidr")
+        };
         let defaults: Vec<&str> = TEST_DEFAULTS
             .iter()
             .filter(|(flag, _)| wanted(flag))
