@@ -46,17 +46,7 @@ impl Metered {
         counter: Arc<AtomicU64>,
         idle: Option<Duration>,
     ) -> WasiBody {
-        Self {
-            inner,
-            direction,
-            limit,
-            seen: 0,
-            counter,
-            idle,
-            sleep: None,
-            report: None,
-        }
-        .boxed_unsync()
+        Self::build(inner, direction, limit, counter, idle, None)
     }
 
     /// Like [`Metered::wrap`], and tells `report` when the cap or the idle
@@ -69,6 +59,17 @@ impl Metered {
         idle: Option<Duration>,
         report: Reporter,
     ) -> WasiBody {
+        Self::build(inner, direction, limit, counter, idle, Some(report))
+    }
+
+    fn build(
+        inner: WasiBody,
+        direction: Direction,
+        limit: u64,
+        counter: Arc<AtomicU64>,
+        idle: Option<Duration>,
+        report: Option<Reporter>,
+    ) -> WasiBody {
         Self {
             inner,
             direction,
@@ -77,7 +78,7 @@ impl Metered {
             counter,
             idle,
             sleep: None,
-            report: Some(report),
+            report,
         }
         .boxed_unsync()
     }
