@@ -64,32 +64,23 @@ fn main() {
             params: params.clone(),
         };
 
+        let once = || {
+            runtime.call(
+                &loaded,
+                invocation.clone(),
+                allowlist.clone(),
+                envelope,
+                call(),
+            )
+        };
         // Warm up the pool slots and caches.
         for _ in 0..500 {
-            runtime
-                .call(
-                    &loaded,
-                    invocation.clone(),
-                    allowlist.clone(),
-                    envelope,
-                    call(),
-                )
-                .await
-                .unwrap();
+            once().await.unwrap();
         }
         let mut samples = Vec::with_capacity(calls);
         for _ in 0..calls {
             let t = Instant::now();
-            let out = runtime
-                .call(
-                    &loaded,
-                    invocation.clone(),
-                    allowlist.clone(),
-                    envelope,
-                    call(),
-                )
-                .await
-                .unwrap();
+            let out = once().await.unwrap();
             samples.push(t.elapsed());
             std::hint::black_box(out);
         }

@@ -19,11 +19,3 @@ pub const HOSTILE_WASM: &str = env!("PLUGBOARD_HOSTILE_WASM");
 /// `tests/guests/wrong-world`: a `wasi:cli/command` component, i.e. a valid
 /// component of another world.
 pub const WRONG_WORLD_WASM: &str = env!("PLUGBOARD_WRONG_WORLD_WASM");
-
-/// Every guest as `(name, path)`, e.g. for tests that upload them all.
-pub const ALL_WASM: &[(&str, &str)] = &[
-    ("echo", ECHO_WASM),
-    ("rest", REST_WASM),
-    ("hostile", HOSTILE_WASM),
-    ("wrong-world", WRONG_WORLD_WASM),
-];

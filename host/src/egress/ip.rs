@@ -35,11 +35,6 @@ impl IpPolicy {
         Self { allowed }
     }
 
-    /// The explicitly allowed ranges.
-    pub fn allowed(&self) -> &[IpNet] {
-        &self.allowed
-    }
-
     /// Whether a connection to `ip` may be opened.
     pub fn check(&self, ip: IpAddr) -> Result<(), ForbiddenAddress> {
         let canonical = canonical(ip);

@@ -63,10 +63,7 @@ impl HostPattern {
     /// Checks the syntax of a pattern. Placeholders are checked by trying a
     /// resolution with dummy values that are valid in their position.
     pub fn parse(raw: &str) -> Result<Self, PatternError> {
-        let pattern = Self {
-            raw: raw.to_owned(),
-        };
-        pattern.resolve_with(&|_key, whole| {
+        resolve_with(raw, &|_key, whole| {
             Some(
                 if whole {
                     "https://placeholder.invalid"
@@ -76,69 +73,70 @@ impl HostPattern {
                 .to_owned(),
             )
         })?;
-        Ok(pattern)
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.raw
+        Ok(Self {
+            raw: raw.to_owned(),
+        })
     }
 
     /// Resolves placeholders from an instance config (string values only).
     pub fn resolve(&self, config: &serde_json::Value) -> Result<HostRule, PatternError> {
-        self.resolve_with(&|key, _| config.get(key)?.as_str().map(str::to_owned))
+        resolve_from_config(&self.raw, config)
     }
+}
 
-    fn resolve_with(
-        &self,
-        lookup: &dyn Fn(&str, bool) -> Option<String>,
-    ) -> Result<HostRule, PatternError> {
-        let raw = self.raw.trim();
-        if let Some(key) = whole_placeholder(raw) {
-            let value = lookup(key, true).ok_or_else(|| {
-                PatternError(format!(
-                    "host pattern {raw:?} needs config key {key:?} (a string URL)"
-                ))
-            })?;
-            if !(value.starts_with("http://") || value.starts_with("https://")) {
-                return err(format!(
-                    "config key {key:?} must be an absolute http(s) URL, got {value:?}"
-                ));
-            }
-            // The value is a URL: scheme, authority, maybe a path we ignore.
-            return parse_concrete(&value, true);
+fn resolve_from_config(raw: &str, config: &serde_json::Value) -> Result<HostRule, PatternError> {
+    resolve_with(raw, &|key, _| config.get(key)?.as_str().map(str::to_owned))
+}
+
+fn resolve_with(
+    raw: &str,
+    lookup: &dyn Fn(&str, bool) -> Option<String>,
+) -> Result<HostRule, PatternError> {
+    let raw = raw.trim();
+    if let Some(key) = whole_placeholder(raw) {
+        let value = lookup(key, true).ok_or_else(|| {
+            PatternError(format!(
+                "host pattern {raw:?} needs config key {key:?} (a string URL)"
+            ))
+        })?;
+        if !(value.starts_with("http://") || value.starts_with("https://")) {
+            return err(format!(
+                "config key {key:?} must be an absolute http(s) URL, got {value:?}"
+            ));
         }
-        let mut out = String::with_capacity(raw.len());
-        let mut rest = raw;
-        while let Some(start) = rest.find('{') {
-            out.push_str(&rest[..start]);
-            let end = rest[start..]
-                .find('}')
-                .ok_or_else(|| PatternError(format!("unclosed '{{' in host pattern {raw:?}")))?;
-            let key = &rest[start + 1..start + end];
-            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return err(format!("bad placeholder {{{key}}} in host pattern {raw:?}"));
-            }
-            let value = lookup(key, false).ok_or_else(|| {
-                PatternError(format!(
-                    "host pattern {raw:?} needs config key {key:?} (a string)"
-                ))
-            })?;
-            if value.is_empty()
-                || !value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            {
-                return err(format!(
-                    "config key {key:?} may only contain letters, digits, '-' and '.', got {value:?}"
-                ));
-            }
-            out.push_str(&value);
-            rest = &rest[start + end + 1..];
-        }
-        out.push_str(rest);
-        parse_concrete(&out, false)
+        // The value is a URL: scheme, authority, maybe a path we ignore.
+        return parse_concrete(&value, true);
     }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .ok_or_else(|| PatternError(format!("unclosed '{{' in host pattern {raw:?}")))?;
+        let key = &rest[start + 1..start + end];
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return err(format!("bad placeholder {{{key}}} in host pattern {raw:?}"));
+        }
+        let value = lookup(key, false).ok_or_else(|| {
+            PatternError(format!(
+                "host pattern {raw:?} needs config key {key:?} (a string)"
+            ))
+        })?;
+        if value.is_empty()
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return err(format!(
+                "config key {key:?} may only contain letters, digits, '-' and '.', got {value:?}"
+            ));
+        }
+        out.push_str(&value);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    parse_concrete(&out, false)
 }
 
 fn whole_placeholder(raw: &str) -> Option<&str> {
@@ -249,7 +247,7 @@ impl Allowlist {
     pub fn resolve(patterns: &[String], config: &serde_json::Value) -> Result<Self, PatternError> {
         let rules = patterns
             .iter()
-            .map(|p| HostPattern { raw: p.clone() }.resolve(config))
+            .map(|p| resolve_from_config(p, config))
             .collect::<Result<_, _>>()?;
         Ok(Self { rules })
     }

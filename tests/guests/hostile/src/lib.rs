@@ -124,20 +124,13 @@ fn fetch(p: FetchParams) -> Result<FetchResult> {
 }
 
 fn fetch_once(p: &FetchParams) -> Result<FetchResult> {
-    let p = FetchParams {
-        url: p.url.clone(),
-        method: p.method.clone(),
-        headers: p.headers.clone(),
-        body: p.body.clone(),
-        max_bytes: p.max_bytes,
-        repeat: None,
-    };
-    let mut req = Request::new(p.method.unwrap_or_else(|| "GET".to_owned()), p.url);
-    for (name, value) in p.headers.unwrap_or_default() {
-        req = req.header(name, value);
+    let method = p.method.clone().unwrap_or_else(|| "GET".to_owned());
+    let mut req = Request::new(method, p.url.clone());
+    for (name, value) in p.headers.iter().flatten() {
+        req = req.header(name.clone(), value.clone());
     }
-    if let Some(body) = p.body {
-        req = req.body(body);
+    if let Some(body) = &p.body {
+        req = req.body(body.clone());
     }
     if let Some(max) = p.max_bytes {
         req = req.max_response_bytes(usize::try_from(max).unwrap_or(usize::MAX));

@@ -139,11 +139,6 @@ impl Host {
         }
     }
 
-    /// Whether the process is still alive.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
     /// Everything the host logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
