@@ -81,6 +81,8 @@ pub struct Manifest {
     pub hosts: Vec<String>,
     /// Webhook verification, when the connector handles webhooks.
     pub webhook: Option<WebhookConfig>,
+    /// The platform's rate limit per credential (see [`Manifest::rate_limit`]).
+    pub rate_limit: Option<wit::RateBudget>,
 }
 
 impl Manifest {
@@ -101,6 +103,7 @@ impl Manifest {
             auth: Auth::none(),
             hosts: Vec::new(),
             webhook: None,
+            rate_limit: None,
         }
     }
 
@@ -185,6 +188,27 @@ impl Manifest {
         self
     }
 
+    /// Declares the platform's rate limit per credential: `requests` per
+    /// `per`, up to `burst` back to back. The host makes every instance that
+    /// calls the same upstream with the same credential share one budget of
+    /// this rate (operators can override it), queueing requests over it.
+    ///
+    /// ```
+    /// # use plugboard_guest::Manifest;
+    /// // Slack's Tier 3: 50 requests per minute, short bursts allowed.
+    /// let m = Manifest::new("slack", "1.0.0", "Slack")
+    ///     .rate_limit(50, std::time::Duration::from_secs(60), 5);
+    /// assert_eq!(m.rate_limit.unwrap().per_ms, 60_000);
+    /// ```
+    pub fn rate_limit(mut self, requests: u32, per: std::time::Duration, burst: u32) -> Self {
+        self.rate_limit = Some(wit::RateBudget {
+            requests,
+            per_ms: u32::try_from(per.as_millis()).unwrap_or(u32::MAX),
+            burst,
+        });
+        self
+    }
+
     /// The WIT record `describe` returns.
     ///
     /// An auth scheme without explicit hosts applies to all manifest hosts:
@@ -214,6 +238,7 @@ impl Manifest {
             auth,
             hosts: self.hosts,
             webhook: self.webhook,
+            rate_limit: self.rate_limit,
         }
     }
 }

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::egress::breaker::BreakerConfig;
+use crate::egress::budget::DEFAULT_MAX_WAITERS;
+use crate::egress::retry::RetryPolicy;
+
 /// Errors while assembling the settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -90,6 +94,12 @@ pub struct EgressSettings {
     pub first_byte_timeout: Duration,
     /// Longest pause between two chunks of a response body.
     pub between_bytes_timeout: Duration,
+    /// Automatic retries of idempotent requests.
+    pub retry: RetryPolicy,
+    /// Circuit breaker thresholds (one circuit per upstream).
+    pub breaker: BreakerConfig,
+    /// Requests that may wait on one rate budget at once.
+    pub max_queued: usize,
 }
 
 impl Default for EgressSettings {
@@ -102,6 +112,9 @@ impl Default for EgressSettings {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(30),
             between_bytes_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            max_queued: DEFAULT_MAX_WAITERS,
         }
     }
 }
@@ -180,6 +193,17 @@ pub struct Overrides {
     /// Time from sending a request to its response headers, in milliseconds.
     #[arg(long, env = "PLUGBOARD_EGRESS_FIRST_BYTE_TIMEOUT_MS")]
     pub egress_first_byte_timeout_ms: Option<u64>,
+    /// Attempts per idempotent outbound request, including the first
+    /// (1 disables retries).
+    #[arg(long, env = "PLUGBOARD_EGRESS_RETRY_ATTEMPTS")]
+    pub egress_retry_attempts: Option<u32>,
+    /// Consecutive failures of an upstream that open its circuit.
+    #[arg(long, env = "PLUGBOARD_EGRESS_BREAKER_THRESHOLD")]
+    pub egress_breaker_threshold: Option<u32>,
+    /// How long an open circuit refuses requests before a probe, in
+    /// milliseconds.
+    #[arg(long, env = "PLUGBOARD_EGRESS_BREAKER_OPEN_MS")]
+    pub egress_breaker_open_ms: Option<u64>,
 }
 
 /// The shape of the TOML config file; every key is optional.
@@ -206,6 +230,13 @@ struct FileEgress {
     connect_timeout_ms: Option<u64>,
     first_byte_timeout_ms: Option<u64>,
     between_bytes_timeout_ms: Option<u64>,
+    max_queued: Option<usize>,
+    retry_attempts: Option<u32>,
+    retry_base_delay_ms: Option<u64>,
+    retry_max_delay_ms: Option<u64>,
+    breaker_threshold: Option<u32>,
+    breaker_window_ms: Option<u64>,
+    breaker_open_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -332,7 +363,55 @@ fn resolve_egress(o: &Overrides, f: &FileEgress) -> Result<EgressSettings, Confi
             d.between_bytes_timeout,
             "egress between_bytes_timeout_ms",
         )?,
+        retry: RetryPolicy {
+            max_attempts: count(
+                o.egress_retry_attempts.or(f.retry_attempts),
+                d.retry.max_attempts,
+                "egress retry_attempts",
+                10,
+            )?,
+            base_delay: ms(
+                f.retry_base_delay_ms,
+                d.retry.base_delay,
+                "egress retry_base_delay_ms",
+            )?,
+            max_delay: ms(
+                f.retry_max_delay_ms,
+                d.retry.max_delay,
+                "egress retry_max_delay_ms",
+            )?,
+        },
+        breaker: BreakerConfig {
+            failure_threshold: count(
+                o.egress_breaker_threshold.or(f.breaker_threshold),
+                d.breaker.failure_threshold,
+                "egress breaker_threshold",
+                1000,
+            )?,
+            window: ms(
+                f.breaker_window_ms,
+                d.breaker.window,
+                "egress breaker_window_ms",
+            )?,
+            open_for: ms(
+                o.egress_breaker_open_ms.or(f.breaker_open_ms),
+                d.breaker.open_for,
+                "egress breaker_open_ms",
+            )?,
+            half_open_max_probes: d.breaker.half_open_max_probes,
+        },
+        max_queued: {
+            let v = f.max_queued.unwrap_or(d.max_queued);
+            check_range("egress max_queued", v as u64, 1, 1_000_000)?;
+            v
+        },
     })
+}
+
+fn count(v: Option<u32>, default: u32, name: &'static str, max: u32) -> Result<u32, ConfigError> {
+    let v = v.unwrap_or(default);
+    check_range(name, u64::from(v), 1, u64::from(max))?;
+    Ok(v)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

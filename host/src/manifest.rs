@@ -50,6 +50,9 @@ pub struct Manifest {
     /// Webhook verification, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookConfig>,
+    /// Default of the shared (upstream, credential) rate budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::egress::budget::RateSpec>,
 }
 
 /// One method.
@@ -222,6 +225,7 @@ impl Manifest {
             },
             hosts: Vec::new(),
             webhook: None,
+            rate_limit: None,
         }
     }
 
@@ -253,6 +257,10 @@ impl Manifest {
                 format!("{:?} is not a semantic version: {e}", self.version),
             )
         })?;
+        if let Some(rate) = &self.rate_limit {
+            rate.validate()
+                .map_err(|e| invalid("rateLimit", e.to_string()))?;
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, m) in self.methods.iter().enumerate() {
             if !is_identifier(&m.name, false) {

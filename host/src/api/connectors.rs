@@ -1,4 +1,5 @@
-//! `/v1/connectors`: upload, list, show, delete.
+//! `/v1/connectors`: upload, list, show, delete, and the operator's
+//! rate-limit override.
 
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiResult, AppState, now, read_body};
+use super::{ApiError, ApiResult, AppState, now, read_body, read_json};
+use crate::egress::budget::RateSpec;
 use crate::store::ConnectorRecord;
 
 /// List entry: the record without the (large) manifest schemas.
@@ -72,6 +74,7 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         size: bytes.len() as u64,
         manifest: prepared.manifest,
         created_at: now(),
+        rate_limit: None,
     };
     let created = state
         .store
@@ -114,6 +117,35 @@ pub async fn delete(
     state.runtime.forget(&record.digest);
     tracing::info!(connector = %record.id, "connector deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `PUT /v1/connectors/{id}/rate-limit`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitBody {
+    /// The new rate of the shared upstream budget; `null` reverts to the
+    /// manifest's default.
+    rate_limit: Option<RateSpec>,
+}
+
+/// `PUT /v1/connectors/{id}/rate-limit`: overrides the manifest's
+/// `rateLimit` for every instance of this connector version.
+pub async fn set_rate_limit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<ConnectorRecord>> {
+    let req: RateLimitBody = read_json(body, state.settings.limits.max_request_bytes).await?;
+    if let Some(rate) = &req.rate_limit {
+        rate.validate()
+            .map_err(|e| ApiError::bad_request("INVALID_REQUEST", format!("rateLimit: {e}")))?;
+    }
+    let record = resolve(&state, &id)?;
+    let record = state
+        .store
+        .set_connector_rate_limit(&record.id, req.rate_limit)?;
+    tracing::info!(connector = %record.id, rate_limit = ?record.rate_limit, "connector rate limit set");
+    Ok(Json(record))
 }
 
 /// Finds a connector by `name@version`, or the highest version of `name`.

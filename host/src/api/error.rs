@@ -25,6 +25,9 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u32>,
+    /// Extra top-level members of the error body (e.g. `invocationId`,
+    /// `outbound`), next to `status` and `error`.
+    pub extra: serde_json::Map<String, Value>,
 }
 
 /// Result alias for handlers.
@@ -39,12 +42,19 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            extra: serde_json::Map::new(),
         }
     }
 
     /// Adds details.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    /// Adds a top-level member to the error body.
+    pub fn with_top(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
         self
     }
 
@@ -85,11 +95,10 @@ impl IntoResponse for ApiError {
         if let Some(d) = self.details {
             error["details"] = d;
         }
-        let mut response = (
-            self.status,
-            axum::Json(json!({ "status": "ERROR", "error": error })),
-        )
-            .into_response();
+        let mut body = self.extra;
+        body.insert("status".into(), json!("ERROR"));
+        body.insert("error".into(), error);
+        let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -168,6 +177,34 @@ impl From<InvokeError> for ApiError {
                 Self::new(S::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", message)
                     .with_details(json!({ "target": target }))
             }
+            InvokeError::RateLimited {
+                target,
+                retry_after,
+                ..
+            } => {
+                let secs = retry_after.as_secs_f64().ceil() as u32;
+                let mut e = Self::new(S::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED", message)
+                    .with_details(json!({
+                        "target": target,
+                        "retryAfterMs": retry_after.as_millis() as u64,
+                    }));
+                e.retry_after = Some(secs.max(1));
+                e
+            }
+            InvokeError::UpstreamUnavailable {
+                target,
+                retry_after,
+                ..
+            } => {
+                let secs = retry_after.as_secs_f64().ceil() as u32;
+                let mut e = Self::new(S::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE", message)
+                    .with_details(json!({
+                        "target": target,
+                        "retryAfterMs": retry_after.as_millis() as u64,
+                    }));
+                e.retry_after = Some(secs.max(1));
+                e
+            }
             InvokeError::Capacity(_) => {
                 let mut e = Self::new(S::SERVICE_UNAVAILABLE, "CAPACITY_EXCEEDED", message);
                 e.retry_after = Some(1);
@@ -225,6 +262,7 @@ fn category(code: &str) -> ErrorCategory {
         "TIMEOUT_ERROR"
         | "UPSTREAM_TIMEOUT"
         | "UPSTREAM_UNREACHABLE"
+        | "UPSTREAM_UNAVAILABLE"
         | "UPSTREAM_ERROR"
         | "TEMPORARY_ERROR"
         | "CAPACITY_EXCEEDED"

@@ -1,11 +1,13 @@
-//! `/v1/instances`: create, list, show, delete, test, and method invocation.
+//! `/v1/instances`: create, list, show, update, delete, test, method
+//! invocation, and the broker's view of an instance (health, stats).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::connectors::resolve;
 use super::{ApiError, ApiResult, AppState, now, read_json};
-use crate::egress::Allowlist;
-use crate::runtime::{Call, Envelope, Invocation};
+use crate::egress::{Allowlist, EgressPolicy, PatternError, millis};
+use crate::runtime::{Call, Called, Envelope, Invocation};
 use crate::store::{ConnectorRecord, InstanceLimits, InstanceRecord};
 
 /// Body of `POST /v1/instances`.
@@ -74,6 +76,53 @@ fn instance_view(record: &InstanceRecord, allowlist: Option<&Allowlist>) -> Valu
     v
 }
 
+/// The hosts an instance may reach: the manifest's patterns, narrowed by
+/// the instance's own `allowedHosts` if set.
+fn allowlist_for(
+    connector: &ConnectorRecord,
+    config: &Value,
+    limits: &InstanceLimits,
+) -> Result<Allowlist, PatternError> {
+    let allowlist = Allowlist::resolve(&connector.manifest.hosts, config)?;
+    match &limits.allowed_hosts {
+        Some(hosts) => allowlist.narrowed(hosts, config),
+        None => Ok(allowlist),
+    }
+}
+
+/// Validates config and limits against the connector; returns the
+/// resulting allowlist.
+fn check_instance(
+    connector: &ConnectorRecord,
+    config: &Value,
+    limits: &InstanceLimits,
+) -> ApiResult<Allowlist> {
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "INVALID_CONFIG",
+            "`config` must be a JSON object",
+        ));
+    }
+    let validator =
+        jsonschema::validator_for(&connector.manifest.config_schema).map_err(ApiError::internal)?;
+    if let Some((summary, details)) = schema_errors(&validator, config) {
+        return Err(
+            ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {summary}"))
+                .with_details(details),
+        );
+    }
+    if let Some(rate) = &limits.rate_limit {
+        rate.validate().map_err(|e| {
+            ApiError::bad_request("INVALID_REQUEST", format!("limits.rateLimit: {e}"))
+        })?;
+    }
+    Allowlist::resolve(&connector.manifest.hosts, config)
+        .map_err(|e| ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {e}")))?;
+    allowlist_for(connector, config, limits).map_err(|e| {
+        ApiError::bad_request("INVALID_REQUEST", format!("limits.allowedHosts: {e}"))
+    })
+}
+
 /// `POST /v1/instances`.
 pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
     let req: CreateInstance = read_json(body, state.settings.limits.max_request_bytes).await?;
@@ -94,22 +143,7 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
             e
         }
     })?;
-    if !req.config.is_object() {
-        return Err(ApiError::bad_request(
-            "INVALID_CONFIG",
-            "`config` must be a JSON object",
-        ));
-    }
-    let validator =
-        jsonschema::validator_for(&connector.manifest.config_schema).map_err(ApiError::internal)?;
-    if let Some((summary, details)) = schema_errors(&validator, &req.config) {
-        return Err(
-            ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {summary}"))
-                .with_details(details),
-        );
-    }
-    let allowlist = Allowlist::resolve(&connector.manifest.hosts, &req.config)
-        .map_err(|e| ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {e}")))?;
+    let allowlist = check_instance(&connector, &req.config, &req.limits)?;
     let record = InstanceRecord {
         id: format!("inst_{}", uuid::Uuid::new_v4().simple()),
         name: name.to_owned(),
@@ -163,23 +197,84 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     Ok(Json(instance_view(&instance, allowlist.as_ref())))
 }
 
+/// Body of `PATCH /v1/instances/{id}`: each member present replaces the
+/// stored one.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateInstance {
+    name: Option<String>,
+    config: Option<Value>,
+    limits: Option<InstanceLimits>,
+}
+
+/// `PATCH /v1/instances/{id}`: renames, reconfigures or re-limits an
+/// instance; validated like a create.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let req: UpdateInstance = read_json(body, state.settings.limits.max_request_bytes).await?;
+    let mut record = load_instance(&state, &id)?;
+    let connector = load_connector(&state, &record)?;
+    if let Some(name) = req.name {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 128 {
+            return Err(ApiError::bad_request(
+                "INVALID_REQUEST",
+                "`name` must be 1-128 characters",
+            ));
+        }
+        record.name = name.to_owned();
+    }
+    if let Some(config) = req.config {
+        record.config = config;
+    }
+    if let Some(limits) = req.limits {
+        record.limits = limits;
+    }
+    let allowlist = check_instance(&connector, &record.config, &record.limits)?;
+    state.store.update_instance(&record)?;
+    tracing::info!(instance = %record.id, "instance updated");
+    Ok(Json(instance_view(&record, Some(&allowlist))))
+}
+
 /// `DELETE /v1/instances/{id}`.
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_instance(&id)?;
+    state.runtime.broker().accounting().forget(&id);
     tracing::info!(instance = %id, "instance deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Query of the calling endpoints: `?outbound=true` adds the invocation's
+/// outbound attempts to the answer.
+fn wants_outbound(query: &HashMap<String, String>) -> ApiResult<bool> {
+    match query.get("outbound").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") | Some("") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "INVALID_REQUEST",
+            format!("query parameter `outbound` must be true or false, not {other:?}"),
+        )),
+    }
+}
+
 /// `POST /v1/instances/{id}/test`: runs the connector's `test-connection`.
-pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let outbound = wants_outbound(&query)?;
     let instance = load_instance(&state, &id)?;
     let connector = load_connector(&state, &instance)?;
     let started = Instant::now();
     let invocation_id = new_invocation_id();
-    let summary = run(
+    let called = run(
         &state,
         &instance,
         &connector,
@@ -187,21 +282,60 @@ pub async fn test(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
         Call::TestConnection,
     )
     .await?;
-    Ok(Json(json!({
+    let summary = finish(called, &invocation_id, outbound)?;
+    Ok(Json(success(
+        json!({ "message": summary.0 }),
+        &invocation_id,
+        started,
+        summary.1,
+    )))
+}
+
+/// The success envelope of a call.
+fn success(data: Value, invocation_id: &str, started: Instant, outbound: Option<Value>) -> Value {
+    let mut v = json!({
         "status": "SUCCESS",
-        "data": { "message": summary },
+        "data": data,
         "invocationId": invocation_id,
         "durationMs": duration_ms(started),
-    })))
+    });
+    if let Some(o) = outbound {
+        v["outbound"] = o;
+    }
+    v
+}
+
+/// The guest's output and, if asked, the outbound summary; or the error,
+/// carrying the invocation id and (if asked) the summary.
+fn finish(
+    called: Called,
+    invocation_id: &str,
+    outbound: bool,
+) -> ApiResult<(String, Option<Value>)> {
+    let summary = outbound.then(|| {
+        Value::Array(called.outbound.iter().map(|r| r.to_json()).collect())
+    });
+    match called.result {
+        Ok(output) => Ok((output, summary)),
+        Err(e) => {
+            let mut e = ApiError::from(e).with_top("invocationId", json!(invocation_id));
+            if let Some(s) = summary {
+                e = e.with_top("outbound", s);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// `POST /v1/instances/{id}/methods/{method}` with `{"parameters": {...}}`.
 pub async fn invoke(
     State(state): State<AppState>,
     Path((id, method)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let started = Instant::now();
+    let outbound = wants_outbound(&query)?;
     let req: InvokeBody = read_json(body, state.settings.limits.max_request_bytes).await?;
     let instance = load_instance(&state, &id)?;
     let connector = load_connector(&state, &instance)?;
@@ -214,7 +348,7 @@ pub async fn invoke(
         .with_details(details));
     }
     let invocation_id = new_invocation_id();
-    let output = run(
+    let called = run(
         &state,
         &instance,
         &connector,
@@ -225,19 +359,16 @@ pub async fn invoke(
         },
     )
     .await?;
+    let (output, summary) = finish(called, &invocation_id, outbound)?;
     let data: Value = serde_json::from_str(&output).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "INVALID_CONNECTOR_OUTPUT",
             format!("the connector returned a result that is not JSON: {e}"),
         )
+        .with_top("invocationId", json!(invocation_id))
     })?;
-    Ok(Json(json!({
-        "status": "SUCCESS",
-        "data": data,
-        "invocationId": invocation_id,
-        "durationMs": duration_ms(started),
-    })))
+    Ok(Json(success(data, &invocation_id, started, summary)))
 }
 
 /// The compiled params schema of a method; 404 `METHOD_NOT_FOUND` if the
@@ -282,7 +413,7 @@ fn params_validator(
 
 /// Elapsed milliseconds with microsecond precision (most calls take < 1 ms).
 fn duration_ms(started: Instant) -> f64 {
-    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
+    millis(started.elapsed())
 }
 
 /// A fresh id for one call (`inv_` + 32 hex characters).
@@ -296,15 +427,23 @@ async fn run(
     connector: &ConnectorRecord,
     invocation_id: &str,
     call: Call,
-) -> ApiResult<String> {
+) -> ApiResult<Called> {
     let allowlist =
-        Allowlist::resolve(&connector.manifest.hosts, &instance.config).map_err(|e| {
+        allowlist_for(connector, &instance.config, &instance.limits).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "CONFIG_ERROR",
                 e.to_string(),
             )
         })?;
+    let policy = EgressPolicy {
+        allowlist: Arc::new(allowlist),
+        instance_rate: instance.limits.rate_limit,
+        upstream_rate: connector.effective_rate_limit(),
+        // Credentials arrive with the vault; until then every instance
+        // without credentials shares one budget per upstream.
+        credential: None,
+    };
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
     let invocation = Invocation {
         connector: Arc::from(connector.id.as_str()),
@@ -313,11 +452,11 @@ async fn run(
         id: Arc::from(invocation_id),
     };
     let envelope = Envelope::for_instance(state.runtime.limits(), &instance.limits);
-    let result = state
+    let called = state
         .runtime
-        .call(&loaded, invocation, Arc::new(allowlist), envelope, call)
+        .call(&loaded, invocation, policy, envelope, call)
         .await;
-    match &result {
+    match &called.result {
         Ok(_) => {
             tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, "invocation succeeded")
         }
@@ -325,5 +464,101 @@ async fn run(
             tracing::info!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, error = %e, "invocation failed")
         }
     }
-    Ok(result?)
+    Ok(called)
+}
+
+/// `GET /v1/instances/{id}/health`: the circuits of the upstreams the
+/// instance uses and the state of its rate budgets.
+///
+/// `status` is `unavailable` while a circuit is open, `degraded` while one
+/// is half-open or a budget is paused by the upstream, else `healthy`.
+pub async fn health(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let instance = load_instance(&state, &id)?;
+    let connector = load_connector(&state, &instance)?;
+    let broker = state.runtime.broker();
+    // Upstreams it has called, plus the exact hosts it may call (wildcards
+    // name no single upstream).
+    let mut upstreams = broker.accounting().upstreams(&id);
+    if let Ok(allowlist) = allowlist_for(&connector, &instance.config, &instance.limits) {
+        upstreams.extend(
+            allowlist
+                .rules()
+                .iter()
+                .map(|r| r.to_string())
+                .filter(|u| !u.contains('*')),
+        );
+    }
+    upstreams.sort();
+    upstreams.dedup();
+    let budgets = broker.budgets().snapshot();
+    let budget_view = |key: &str| {
+        budgets.iter().find(|b| b.key.0 == key).map(|b| {
+            json!({
+                "key": b.key.0,
+                "rateLimit": b.spec,
+                "pausedUntil": b.paused_until.map(rfc3339),
+                "waiting": b.waiters,
+            })
+        })
+    };
+    let now = Instant::now();
+    let mut status = "healthy";
+    let mut worse = |s: &'static str| {
+        let rank = |s: &str| ["healthy", "degraded", "unavailable"].iter().position(|x| *x == s);
+        if rank(s) > rank(status) {
+            status = s;
+        }
+    };
+    let items: Vec<Value> = upstreams
+        .iter()
+        .map(|u| {
+            let c = broker.breakers().state(u, now);
+            match c.state.as_str() {
+                "open" => worse("unavailable"),
+                "half_open" => worse("degraded"),
+                _ => {}
+            }
+            // Credentials arrive with the vault; see `run`.
+            let budget = budget_view(&format!("upstream:{u}|cred:none"));
+            if budget.as_ref().is_some_and(|b| !b["pausedUntil"].is_null()) {
+                worse("degraded");
+            }
+            json!({
+                "upstream": u,
+                "circuit": {
+                    "state": c.state.as_str(),
+                    "failures": c.failures,
+                    "retryAfterMs": c.retry_after.map(|d| d.as_millis() as u64),
+                },
+                "budget": budget,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "instance": id,
+        "status": status,
+        "upstreams": items,
+        "budget": budget_view(&format!("instance:{id}")),
+    })))
+}
+
+/// `GET /v1/instances/{id}/stats`: outbound counts, errors by category and
+/// latency percentiles since the host started.
+pub async fn stats(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    load_instance(&state, &id)?;
+    let mut stats = state.runtime.broker().accounting().stats(&id);
+    stats["instance"] = json!(id);
+    Ok(Json(stats))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -68,9 +68,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/instances", post(instances::create).get(instances::list))
         .route(
-            "/instances/{id}",
-            get(instances::show).delete(instances::delete),
+            "/connectors/{id}/rate-limit",
+            axum::routing::put(connectors::set_rate_limit),
         )
+        .route(
+            "/instances/{id}",
+            get(instances::show)
+                .patch(instances::update)
+                .delete(instances::delete),
+        )
+        .route("/instances/{id}/health", get(instances::health))
+        .route("/instances/{id}/stats", get(instances::stats))
         .route("/instances/{id}/test", post(instances::test))
         .route("/instances/{id}/methods/{method}", post(instances::invoke))
         .route_layer(axum::middleware::from_fn_with_state(

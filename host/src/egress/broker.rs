@@ -1,8 +1,12 @@
-//! The process-wide half of the broker: the outbound client and the egress
-//! settings every invocation's hooks share.
+//! The process-wide half of the broker: the outbound client, the egress
+//! settings, and the state every invocation's hooks share — rate budgets,
+//! circuit breakers and the outbound accounting.
 
 use std::sync::Arc;
 
+use super::accounting::Accounting;
+use super::breaker::Breakers;
+use super::budget::Budgets;
 use super::client::OutboundClient;
 use super::ip::IpPolicy;
 use crate::config::EgressSettings;
@@ -11,14 +15,23 @@ use crate::config::EgressSettings;
 pub struct Broker {
     settings: EgressSettings,
     client: OutboundClient,
+    budgets: Budgets,
+    breakers: Breakers,
+    accounting: Accounting,
 }
 
 impl Broker {
-    /// Builds the client for these settings.
+    /// Builds the client and the shared state for these settings.
     pub fn new(settings: EgressSettings) -> Self {
         let policy = Arc::new(IpPolicy::new(settings.allow_cidrs.clone()));
         let client = OutboundClient::new(policy, settings.connect_timeout);
-        Self { settings, client }
+        Self {
+            budgets: Budgets::with_max_waiters(settings.max_queued),
+            breakers: Breakers::new(settings.breaker.clone()),
+            accounting: Accounting::default(),
+            settings,
+            client,
+        }
     }
 
     /// The settings.
@@ -29,5 +42,20 @@ impl Broker {
     /// The pooled client.
     pub fn client(&self) -> &OutboundClient {
         &self.client
+    }
+
+    /// Rate budgets, shared by all invocations.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// One circuit per upstream.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// Per-instance outbound stats.
+    pub fn accounting(&self) -> &Accounting {
+        &self.accounting
     }
 }

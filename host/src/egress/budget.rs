@@ -208,6 +208,8 @@ impl BudgetError {
 pub struct Waited {
     /// Time from the call to admission.
     pub duration: Duration,
+    /// Whether the request had to wait in a queue (or a learned pause).
+    pub queued: bool,
 }
 
 /// One bucket, for stats.
@@ -466,25 +468,30 @@ impl Budgets {
     /// Waits until every listed budget admits one request, or fails at once
     /// if that cannot happen by `deadline` (see the module doc). Buckets
     /// are created on first use; a bucket whose spec changed is replaced by
-    /// a fresh one. A key listed twice counts once (first spec wins).
+    /// a fresh one. A key listed twice counts once (first spec wins). A key
+    /// listed without a rate (`None`) only holds the request back while a
+    /// learned pause is in effect, so an upstream's `Retry-After` is
+    /// honoured even where nobody configured a budget.
     ///
     /// Cancel-safe: dropping the future gives back a reservation nobody has
     /// queued behind, and leaves the queue.
-    pub async fn acquire(
+    pub async fn acquire<S: Copy + Into<Option<RateSpec>>>(
         &self,
-        wants: &[(BudgetKey, RateSpec)],
+        wants: &[(BudgetKey, S)],
         deadline: Instant,
     ) -> Result<Waited, BudgetError> {
         let started = Instant::now();
-        let mut wanted: BTreeMap<&BudgetKey, RateSpec> = BTreeMap::new();
+        let mut wanted: BTreeMap<&BudgetKey, Option<RateSpec>> = BTreeMap::new();
         for (key, spec) in wants {
-            wanted.entry(key).or_insert(*spec);
+            wanted.entry(key).or_insert((*spec).into());
         }
         for (key, spec) in &wanted {
-            spec.validate().map_err(|error| BudgetError::InvalidSpec {
-                key: (*key).clone(),
-                error,
-            })?;
+            if let Some(spec) = spec {
+                spec.validate().map_err(|error| BudgetError::InvalidSpec {
+                    key: (*key).clone(),
+                    error,
+                })?;
+            }
         }
         let mut ticket = Ticket {
             budgets: self,
@@ -492,11 +499,14 @@ impl Budgets {
             held: Vec::new(),
             queued: false,
         };
+        let mut queued = false;
         while let Some(at) = ticket.round(Instant::now(), deadline)? {
+            queued = true;
             tokio::time::sleep_until(at).await;
         }
         Ok(Waited {
             duration: Instant::now().saturating_duration_since(started),
+            queued,
         })
     }
 
@@ -567,7 +577,8 @@ struct Held {
 /// back.
 struct Ticket<'a> {
     budgets: &'a Budgets,
-    keys: Vec<(BudgetKey, RateSpec)>,
+    /// `None`: the key has no rate of its own, only learned pauses apply.
+    keys: Vec<(BudgetKey, Option<RateSpec>)>,
     held: Vec<Held>,
     queued: bool,
 }
@@ -581,7 +592,12 @@ impl Ticket<'_> {
         let mut guard = b.lock();
         let inner = &mut *guard;
         for (key, spec) in &self.keys {
-            ensure_bucket(inner, key, *spec);
+            match spec {
+                Some(spec) => ensure_bucket(inner, key, *spec),
+                None => {
+                    inner.entries.entry(key.clone()).or_default();
+                }
+            }
         }
 
         // A reservation came due: go if it still stands (no pause, bucket
@@ -654,7 +670,7 @@ impl Ticket<'_> {
                 continue;
             }
             let Some(bucket) = inner.entries[&self.keys[i].0].bucket.as_ref() else {
-                continue; // pause-only entries cannot happen here: ensured above
+                continue; // a pause-only key: nothing to reserve, re-check at `at`
             };
             if let Some((before, after)) = bucket.gcra.take(at) {
                 self.held.push(Held {
@@ -1237,6 +1253,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_key_without_a_rate_is_held_only_by_a_learned_pause() {
+        let b = Budgets::new();
+        let k = key("upstream:u|cred:none");
+        let wants = [(k.clone(), None::<RateSpec>)];
+        for _ in 0..1000 {
+            let w = b.acquire(&wants, far()).await.unwrap();
+            assert!(!w.queued);
+        }
+        b.learn(&k, 503, &headers(&[("retry-after", "2")]), wall());
+        let start = Instant::now();
+        let err = b.acquire(&wants, start + ms(500)).await.unwrap_err();
+        assert_eq!(err.retry_after(), Some(ms(2000)));
+        let w = b.acquire(&wants, far()).await.unwrap();
+        assert!(w.queued);
+        assert_eq!(w.duration, ms(2000));
+        assert_eq!(b.snapshot()[0].spec, None);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_pause_learned_while_waiting_holds_the_waiters_too() {
         let b = Arc::new(Budgets::new());
         let k = key("upstream:u");
@@ -1277,7 +1312,7 @@ mod tests {
     async fn no_budgets_means_no_wait() {
         let b = Budgets::new();
         assert_eq!(
-            b.acquire(&[], Instant::now()).await.unwrap().duration,
+            b.acquire::<RateSpec>(&[], Instant::now()).await.unwrap().duration,
             Duration::ZERO
         );
     }

@@ -200,6 +200,9 @@ pub struct SendError {
     pub detail: String,
     /// Whether the IP policy refused the destination.
     pub refused: bool,
+    /// Whether no connection was established, so not a byte of the request
+    /// reached the upstream (safe to send again, even a `POST`).
+    pub connect_failed: bool,
 }
 
 impl SendError {
@@ -208,14 +211,13 @@ impl SendError {
             Some(c) => c.to_string(),
             None => format!("{e}: {}", find_root(&e)),
         };
-        let refused = matches!(
-            find::<ConnectError>(&e),
-            Some(ConnectError::Forbidden { .. })
-        );
+        let connect = find::<ConnectError>(&e);
+        let refused = matches!(connect, Some(ConnectError::Forbidden { .. }));
         Self {
             code: map_client_error(&e),
             detail,
             refused,
+            connect_failed: connect.is_some(),
         }
     }
 }

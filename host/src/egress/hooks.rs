@@ -1,16 +1,16 @@
 //! The `WasiHttpHooks` implementation every guest store uses: the
 //! per-invocation side of the broker.
 //!
-//! `send_request` is wasmtime-wasi-http's interception point. In order, a
-//! request must: match the instance's allowlist (scheme, host, port of the
-//! URL itself — headers play no part, and `Host` is a forbidden header), fit
-//! the per-invocation request count, and then go out through the shared
-//! [`Broker`] client, which connects only to addresses the IP policy accepts.
-//! Bodies are metered both ways. Every attempt lands in the invocation's
-//! [`OutboundJournal`], so the API can say *why* a call failed even when the
-//! guest only reports a generic error.
+//! `send_request` is wasmtime-wasi-http's interception point. A request
+//! must first match the instance's allowlist (scheme, host, port of the URL
+//! itself — headers play no part, and `Host` is a forbidden header) and fit
+//! the per-invocation request count; then [`super::attempt`] sends it
+//! through the shared [`Broker`]: circuit breaker, rate budgets, the pooled
+//! client (which connects only to addresses the IP policy accepts), retries.
+//! Every attempt lands in the invocation's [`OutboundJournal`], so the API
+//! can say *why* a call failed even when the guest only reports a generic
+//! error.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,63 +20,106 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use super::body::{Direction, Metered};
+use super::attempt::{self, Outbound};
+use super::budget::RateSpec;
+use super::journal::{Decision, OutboundJournal, OutboundOutcome, OutboundRecord};
+use super::pattern::upstream_of;
 use super::{Allowlist, Broker};
 
-/// What happened to one outbound request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutboundOutcome {
-    /// Refused by the egress policy (host or address); never left the host.
-    Denied(String),
-    /// Refused or cut off by a per-invocation limit.
-    Limit(String),
-    /// The upstream did not answer (or stopped sending) in time.
-    Timeout(String),
-    /// Transport failure before a response (refused, reset, TLS, DNS).
-    Failed(String),
-    /// The upstream answered with this status.
-    Status(u16),
+/// Header a guest sets (to any value but `false`/`0`) to mark a request
+/// safe to repeat, e.g. a `POST` the upstream deduplicates. The host strips
+/// it before sending. A request carrying an `Idempotency-Key` (Stripe's
+/// convention, honoured by many APIs) counts as marked too.
+pub const IDEMPOTENT_HEADER: &str = "plugboard-idempotent";
+
+/// What one invocation may do outbound, resolved before the call.
+#[derive(Debug, Clone, Default)]
+pub struct EgressPolicy {
+    /// Hosts the instance may reach.
+    pub allowlist: Arc<Allowlist>,
+    /// The instance's own rate budget, if the operator set one.
+    pub instance_rate: Option<RateSpec>,
+    /// The rate of the shared (upstream, credential) budget: the
+    /// connector's (manifest default or operator override), if any.
+    pub upstream_rate: Option<RateSpec>,
+    /// Identifies the credential the requests go out with, for the shared
+    /// budget's key (an id or a keyed digest, never the secret itself);
+    /// `None` for instances without credentials.
+    pub credential: Option<Arc<str>>,
 }
 
-/// One outbound request as seen by the host.
+/// Who is calling, for budget keys and logs.
 #[derive(Debug, Clone)]
-pub struct OutboundRecord {
-    /// `METHOD scheme://authority` (no path or query: those may carry data).
-    pub target: String,
-    /// Outcome.
-    pub outcome: OutboundOutcome,
-    /// Time to response headers or failure.
-    pub elapsed: Duration,
-    /// Request body bytes sent so far.
-    pub bytes_out: Arc<AtomicU64>,
-    /// Response body bytes received so far.
-    pub bytes_in: Arc<AtomicU64>,
+pub struct Caller {
+    /// Connector id (`name@version`).
+    pub connector: Arc<str>,
+    /// Instance id; `None` while describing an upload.
+    pub instance: Option<Arc<str>>,
 }
 
-/// Outbound requests of one invocation.
-#[derive(Debug, Default)]
-pub struct OutboundJournal {
-    /// In order of sending (a body failure adds a second record).
-    pub records: Vec<OutboundRecord>,
+/// Per-invocation hooks.
+pub struct EgressHooks {
+    broker: Arc<Broker>,
+    caller: Caller,
+    policy: EgressPolicy,
+    deadline: Instant,
+    journal: Arc<Mutex<OutboundJournal>>,
+    sent: u32,
 }
 
-impl OutboundJournal {
-    /// The record that best explains a failed invocation, if the host saw
-    /// one: a refusal first, then a limit, a timeout, a transport failure.
-    pub fn explanation(&self) -> Option<&OutboundRecord> {
-        let rank = |o: &OutboundOutcome| match o {
-            OutboundOutcome::Denied(_) => Some(0),
-            OutboundOutcome::Limit(_) => Some(1),
-            OutboundOutcome::Timeout(_) => Some(2),
-            OutboundOutcome::Failed(_) => Some(3),
-            OutboundOutcome::Status(_) => None,
-        };
-        self.records
-            .iter()
-            .filter_map(|r| rank(&r.outcome).map(|k| (k, r)))
-            .min_by_key(|(k, _)| *k)
-            .map(|(_, r)| r)
+impl EgressHooks {
+    /// Hooks for one invocation that must finish by `deadline`.
+    pub fn new(broker: Arc<Broker>, caller: Caller, policy: EgressPolicy, deadline: Instant) -> Self {
+        Self {
+            broker,
+            caller,
+            policy,
+            deadline,
+            journal: Arc::default(),
+            sent: 0,
+        }
     }
+
+    /// The journal, shared with in-flight request futures.
+    pub fn journal(&self) -> Arc<Mutex<OutboundJournal>> {
+        self.journal.clone()
+    }
+
+    /// Records a request refused before any attempt and returns the error
+    /// the guest sees.
+    fn refuse(
+        &self,
+        method: &http::Method,
+        upstream: Arc<str>,
+        outcome: OutboundOutcome,
+        code: HttpError,
+    ) -> SendFuture {
+        tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,
+            method = %method, %upstream, reason = ?outcome, "outbound request refused");
+        push(
+            &self.journal,
+            OutboundRecord {
+                method: method.to_string(),
+                upstream,
+                attempt: 1,
+                decision: Decision::Denied,
+                queued: Duration::ZERO,
+                outcome,
+                body_error: None,
+                elapsed: Duration::ZERO,
+                bytes_out: Arc::default(),
+                bytes_in: Arc::default(),
+            },
+        );
+        Box::new(async move { Err(code) })
+    }
+}
+
+/// Appends to a journal shared with request futures.
+pub(super) fn push(journal: &Mutex<OutboundJournal>, record: OutboundRecord) -> usize {
+    // A poisoned journal only means another request future panicked; the
+    // records are still plain data, so keep appending.
+    journal.lock().unwrap_or_else(|e| e.into_inner()).push(record)
 }
 
 /// Headers a guest may never set: wasi-http's defaults (`Host`,
@@ -96,44 +139,15 @@ fn forbidden(name: &HeaderName) -> bool {
     DEFAULT_FORBIDDEN_HEADERS.contains(name) || HOST_OWNED_HEADERS.contains(&name.as_str())
 }
 
-/// Per-invocation hooks.
-pub struct EgressHooks {
-    broker: Arc<Broker>,
-    allowlist: Arc<Allowlist>,
-    journal: Arc<Mutex<OutboundJournal>>,
-    connector: Arc<str>,
-    sent: u32,
+/// Whether the guest marked the request idempotent; strips the marker.
+fn take_idempotent_mark(headers: &mut http::HeaderMap) -> bool {
+    let marked = headers
+        .remove(IDEMPOTENT_HEADER)
+        .is_some_and(|v| !matches!(v.as_bytes(), b"false" | b"0"));
+    marked || headers.contains_key("idempotency-key")
 }
 
-impl EgressHooks {
-    /// Hooks for one invocation of `connector` with `allowlist`.
-    pub fn new(broker: Arc<Broker>, connector: Arc<str>, allowlist: Arc<Allowlist>) -> Self {
-        Self {
-            broker,
-            allowlist,
-            journal: Arc::default(),
-            connector,
-            sent: 0,
-        }
-    }
-
-    /// The journal, shared with in-flight request futures.
-    pub fn journal(&self) -> Arc<Mutex<OutboundJournal>> {
-        self.journal.clone()
-    }
-}
-
-fn push(journal: &Mutex<OutboundJournal>, record: OutboundRecord) {
-    // A poisoned journal only means another request future panicked; the
-    // records are still plain data, so keep appending.
-    journal
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .records
-        .push(record);
-}
-
-type SendFuture = Box<
+pub(super) type SendFuture = Box<
     dyn Future<
             Output = Result<
                 (
@@ -156,36 +170,24 @@ impl WasiHttpHooks for EgressHooks {
 
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        let uri = request.uri();
-        let target = format!(
-            "{} {}://{}",
-            request.method(),
-            uri.scheme_str().unwrap_or("?"),
-            uri.authority().map(|a| a.as_str()).unwrap_or("?")
-        );
-        let record = |outcome: OutboundOutcome, elapsed: Duration| OutboundRecord {
-            target: target.clone(),
-            outcome,
-            elapsed,
-            bytes_out: Arc::default(),
-            bytes_in: Arc::default(),
-        };
-        if !self.allowlist.allows(uri) {
-            tracing::warn!(connector = %self.connector, %target, "outbound request denied: host not allowed");
-            push(
-                &self.journal,
-                record(
-                    OutboundOutcome::Denied(
-                        "the host is not declared by the connector for this instance".into(),
-                    ),
-                    Duration::ZERO,
-                ),
+        let method = request.method().clone();
+        let upstream: Arc<str> = Arc::from(upstream_of(request.uri()));
+        if !self.policy.allowlist.allows(request.uri()) {
+            let reason = if self.policy.allowlist.narrowing().is_some() {
+                "the host is not declared by the connector, or not in the instance's allowed hosts"
+            } else {
+                "the host is not declared by the connector for this instance"
+            };
+            return self.refuse(
+                &method,
+                upstream,
+                OutboundOutcome::Denied(reason.into()),
+                HttpError::HttpRequestDenied,
             );
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         let settings = self.broker.settings();
         self.sent += 1;
@@ -194,101 +196,57 @@ impl WasiHttpHooks for EgressHooks {
                 "more than {} outbound requests in one invocation",
                 settings.max_requests
             );
-            tracing::warn!(connector = %self.connector, %target, %message, "outbound request refused");
-            push(
-                &self.journal,
-                record(OutboundOutcome::Limit(message), Duration::ZERO),
+            return self.refuse(
+                &method,
+                upstream,
+                OutboundOutcome::Limit(message),
+                HttpError::ConnectionLimitReached,
             );
-            return Box::new(async { Err(HttpError::ConnectionLimitReached) });
         }
+        let idempotent = super::retry::is_idempotent(
+            &method,
+            take_idempotent_mark(request.headers_mut()),
+        );
 
-        let first_byte = shorter(
-            options.and_then(|o| o.first_byte_timeout),
-            settings.first_byte_timeout,
-        );
-        let between_bytes = shorter(
-            options.and_then(|o| o.between_bytes_timeout),
-            settings.between_bytes_timeout,
-        );
-        let template = record(OutboundOutcome::Status(0), Duration::ZERO);
-        let (max_out, max_in) = (
-            settings.max_request_body_bytes,
-            settings.max_response_body_bytes,
-        );
-        let request = request.map(|body| {
-            Metered::wrap(
-                body,
-                Direction::Request,
-                max_out,
-                template.bytes_out.clone(),
-                None,
-            )
-        });
-        let journal = self.journal.clone();
-        let connector = self.connector.clone();
-        let broker = self.broker.clone();
-        Box::new(async move {
-            let start = Instant::now();
-            let finish = |outcome: OutboundOutcome| OutboundRecord {
-                outcome,
-                elapsed: start.elapsed(),
-                ..template.clone()
-            };
-            match tokio::time::timeout(first_byte, broker.client().send(request)).await {
-                Ok(Ok(response)) => {
-                    let status = response.status().as_u16();
-                    tracing::debug!(%connector, target = %template.target, status, elapsed = ?start.elapsed(), "outbound request");
-                    push(&journal, finish(OutboundOutcome::Status(status)));
-                    let body_journal = journal.clone();
-                    let body_record = finish(OutboundOutcome::Status(status));
-                    let response = response.map(|body| {
-                        Metered::wrap_reporting(
-                            body,
-                            Direction::Response,
-                            max_in,
-                            template.bytes_in.clone(),
-                            Some(between_bytes),
-                            Box::new(move |e: &HttpError| {
-                                let outcome = match e {
-                                    HttpError::HttpResponseBodySize(_) => OutboundOutcome::Limit(
-                                        format!("response body larger than {max_in} bytes"),
-                                    ),
-                                    _ => OutboundOutcome::Timeout(format!(
-                                        "no response body bytes for {between_bytes:?}"
-                                    )),
-                                };
-                                push(
-                                    &body_journal,
-                                    OutboundRecord {
-                                        outcome,
-                                        ..body_record
-                                    },
-                                );
-                            }),
-                        )
-                    });
-                    Ok((
-                        response,
-                        Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
-                    ))
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(%connector, target = %template.target, reason = %e.detail, "outbound request failed");
-                    let outcome = if e.refused {
-                        OutboundOutcome::Denied(e.detail)
-                    } else {
-                        OutboundOutcome::Failed(e.detail)
-                    };
-                    push(&journal, finish(outcome));
-                    Err(e.code)
-                }
-                Err(_) => {
-                    let message = format!("no response headers within {first_byte:?}");
-                    tracing::info!(%connector, target = %template.target, %message, "outbound request timed out");
-                    push(&journal, finish(OutboundOutcome::Timeout(message)));
-                    Err(HttpError::HttpResponseTimeout)
-                }
-            }
-        })
+        let outbound = Outbound {
+            broker: self.broker.clone(),
+            caller: self.caller.clone(),
+            policy: self.policy.clone(),
+            journal: self.journal.clone(),
+            method,
+            upstream,
+            idempotent,
+            deadline: self.deadline,
+            first_byte: shorter(
+                options.and_then(|o| o.first_byte_timeout),
+                settings.first_byte_timeout,
+            ),
+            between_bytes: shorter(
+                options.and_then(|o| o.between_bytes_timeout),
+                settings.between_bytes_timeout,
+            ),
+        };
+        Box::new(attempt::send(outbound, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn idempotency_marks() {
+        let mut h = http::HeaderMap::new();
+        assert!(!take_idempotent_mark(&mut h));
+        h.insert(IDEMPOTENT_HEADER, HeaderValue::from_static("true"));
+        assert!(take_idempotent_mark(&mut h));
+        assert!(h.is_empty(), "the marker is stripped");
+        h.insert(IDEMPOTENT_HEADER, HeaderValue::from_static("0"));
+        assert!(!take_idempotent_mark(&mut h));
+        h.insert("idempotency-key", HeaderValue::from_static("k-1"));
+        assert!(take_idempotent_mark(&mut h));
+        assert!(h.contains_key("idempotency-key"), "the key itself goes out");
     }
 }

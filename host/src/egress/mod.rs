@@ -1,16 +1,23 @@
 //! Outbound HTTP policy: the single place where a guest's request is allowed
-//! out or refused.
+//! out or refused, metered, retried and recorded.
 //!
 //! - [`pattern`]: manifest host patterns + instance config → [`Allowlist`].
 //! - `ip`: which resolved addresses may be connected to ([`IpPolicy`]).
 //! - `client`: the pooled client whose connector resolves, checks and
 //!   connects to the checked address.
 //! - `body`: byte caps, counters and idle timeouts on bodies.
-//! - `broker`: the shared client + settings ([`Broker`]).
+//! - [`budget`], [`breaker`], [`retry`]: rate budgets, circuit breakers and
+//!   retry decisions (pure logic, unit-tested on their own).
+//! - `broker`: the process-wide client, settings and shared state
+//!   ([`Broker`]).
 //! - `hooks`: the per-invocation `WasiHttpHooks` (allowlist, request count,
-//!   forbidden headers, timeouts) writing the [`OutboundJournal`] the runtime
-//!   reads after the call.
+//!   forbidden headers) handing each request to `attempt`, which runs the
+//!   breaker → budgets → send → retry loop.
+//! - `journal`: what happened to each attempt ([`OutboundJournal`]), read by
+//!   the runtime, the API and `accounting` (per-instance stats).
 
+mod accounting;
+mod attempt;
 mod body;
 pub mod breaker;
 mod broker;
@@ -19,10 +26,13 @@ pub mod category;
 mod client;
 mod hooks;
 mod ip;
+mod journal;
 mod pattern;
 pub mod retry;
 
+pub use accounting::Accounting;
 pub use broker::Broker;
-pub use hooks::{EgressHooks, OutboundJournal, OutboundOutcome, OutboundRecord};
+pub use hooks::{Caller, EgressHooks, EgressPolicy, IDEMPOTENT_HEADER};
 pub use ip::{ForbiddenAddress, IpPolicy};
-pub use pattern::{Allowlist, HostPattern, HostRule, PatternError};
+pub use journal::{Decision, OutboundJournal, OutboundOutcome, OutboundRecord, millis};
+pub use pattern::{Allowlist, HostPattern, HostRule, PatternError, upstream_of};

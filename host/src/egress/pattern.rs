@@ -57,6 +57,9 @@ impl fmt::Display for HostRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allowlist {
     rules: Vec<HostRule>,
+    /// The operator's own list for the instance, if set: a request must
+    /// match both (it can narrow what the manifest declares, never widen).
+    narrow: Option<Vec<HostRule>>,
 }
 
 impl HostPattern {
@@ -249,30 +252,82 @@ impl Allowlist {
             .iter()
             .map(|p| resolve_from_config(p, config))
             .collect::<Result<_, _>>()?;
-        Ok(Self { rules })
+        Ok(Self { rules, narrow: None })
+    }
+
+    /// Narrows the list to the operator's patterns for one instance (same
+    /// syntax as the manifest's, placeholders from the same config).
+    pub fn narrowed(
+        mut self,
+        patterns: &[String],
+        config: &serde_json::Value,
+    ) -> Result<Self, PatternError> {
+        let rules = patterns
+            .iter()
+            .map(|p| {
+                HostPattern::parse(p)?;
+                resolve_from_config(p, config)
+            })
+            .collect::<Result<_, _>>()?;
+        self.narrow = Some(rules);
+        Ok(self)
     }
 
     /// Whether a request to `uri` may leave. The URI's own authority is what
     /// is checked (and what the connection uses); headers play no part.
     pub fn allows(&self, uri: &http::Uri) -> bool {
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return false,
+        let Some((https, host, port)) = authority(uri) else {
+            return false;
         };
-        let Some(host) = uri.host() else { return false };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        self.rules.iter().any(|r| r.matches(https, &host, port))
+        let hit = |rules: &[HostRule]| rules.iter().any(|r| r.matches(https, &host, port));
+        hit(&self.rules) && self.narrow.as_deref().is_none_or(hit)
     }
 
-    /// The rules, for error messages and the API.
+    /// The rules the manifest declares, for error messages and the API.
     pub fn rules(&self) -> &[HostRule] {
         &self.rules
+    }
+
+    /// The operator's narrowing rules, if any.
+    pub fn narrowing(&self) -> Option<&[HostRule]> {
+        self.narrow.as_deref()
+    }
+}
+
+/// Scheme, normalized host and port of an http(s) URI.
+fn authority(uri: &http::Uri) -> Option<(bool, String, u16)> {
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return None,
+    };
+    let host = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    Some((https, host, port))
+}
+
+/// The upstream a request goes to, as `scheme://host:port` with the port
+/// always spelled out: the key of circuit breakers, rate budgets and stats.
+pub fn upstream_of(uri: &http::Uri) -> String {
+    match authority(uri) {
+        Some((https, host, port)) => {
+            let scheme = if https { "https" } else { "http" };
+            if host.contains(':') {
+                format!("{scheme}://[{host}]:{port}")
+            } else {
+                format!("{scheme}://{host}:{port}")
+            }
+        }
+        None => format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("?"),
+            uri.authority().map_or("?", |a| a.as_str())
+        ),
     }
 }
 

@@ -169,6 +169,11 @@ pub fn convert_manifest(m: wit::Manifest) -> Result<Manifest, ManifestError> {
         auth: convert_auth(m.auth),
         hosts: m.hosts,
         webhook: m.webhook.map(convert_webhook),
+        rate_limit: m.rate_limit.map(|r| crate::egress::budget::RateSpec {
+            requests: r.requests,
+            per: std::time::Duration::from_millis(u64::from(r.per_ms)),
+            burst: r.burst,
+        }),
     };
     manifest.validate()?;
     Ok(manifest)

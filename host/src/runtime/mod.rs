@@ -27,7 +27,7 @@ pub use self::loader::LoadError;
 pub use self::state::Invocation;
 use self::state::{GuestState, MemoryLimitExceeded};
 use crate::config::Limits;
-use crate::egress::{Allowlist, Broker, EgressHooks, OutboundOutcome};
+use crate::egress::{Broker, Caller, EgressHooks, EgressPolicy, OutboundOutcome, OutboundRecord};
 use crate::manifest::Manifest;
 use crate::store::{ConnectorRecord, InstanceLimits};
 
@@ -135,6 +135,28 @@ pub enum InvokeError {
         /// Transport failure.
         reason: String,
     },
+    /// The guest failed after a rate budget could not admit one of its
+    /// requests before the deadline.
+    #[error("rate limit exceeded: {target}: {reason}")]
+    RateLimited {
+        /// `METHOD scheme://host:port`.
+        target: String,
+        /// Which budget.
+        reason: String,
+        /// When a request may be admitted again.
+        retry_after: Duration,
+    },
+    /// The guest failed after the circuit breaker refused one of its
+    /// requests.
+    #[error("upstream unavailable: {target}: {reason}")]
+    UpstreamUnavailable {
+        /// `METHOD scheme://host:port`.
+        target: String,
+        /// Why the circuit is open.
+        reason: String,
+        /// When the circuit lets a probe through.
+        retry_after: Duration,
+    },
     /// Every guest instance slot is in use; retry shortly.
     #[error("{0}")]
     Capacity(String),
@@ -182,6 +204,14 @@ pub enum Call {
         /// Parameters as JSON text.
         params: String,
     },
+}
+
+/// The result of one call and the outbound attempts it made.
+pub struct Called {
+    /// The guest's output, or why there is none.
+    pub result: Result<String, InvokeError>,
+    /// Every outbound attempt, in order.
+    pub outbound: Vec<OutboundRecord>,
 }
 
 /// A compiled, pre-linked connector version, ready to instantiate.
@@ -249,6 +279,11 @@ impl Runtime {
             stats: RuntimeStats::default(),
             _ticker: ticker,
         })
+    }
+
+    /// The outbound broker.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
     }
 
     /// The host limits.
@@ -416,7 +451,7 @@ impl Runtime {
             timeout: self.limits.invoke_timeout.min(Duration::from_secs(10)),
             memory_bytes: self.limits.max_memory_bytes,
         };
-        let mut store = self.new_store(invocation, Arc::default(), envelope);
+        let mut store = self.new_store(invocation, EgressPolicy::default(), envelope);
         let result = tokio::time::timeout(envelope.timeout, async {
             let instance = loaded.pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -436,11 +471,15 @@ impl Runtime {
     fn new_store(
         &self,
         invocation: Invocation,
-        allowlist: Arc<Allowlist>,
+        policy: EgressPolicy,
         envelope: Envelope,
     ) -> Store<GuestState> {
         let deadline = Instant::now() + envelope.timeout;
-        let hooks = EgressHooks::new(self.broker.clone(), invocation.connector.clone(), allowlist);
+        let caller = Caller {
+            connector: invocation.connector.clone(),
+            instance: invocation.instance.clone(),
+        };
+        let hooks = EgressHooks::new(self.broker.clone(), caller, policy, deadline);
         let state = GuestState::new(invocation, hooks, envelope.memory_bytes, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -457,68 +496,111 @@ impl Runtime {
         store
     }
 
-    /// Runs one call in a fresh instance and returns the JSON (or summary)
-    /// string the guest produced.
+    /// Runs one call in a fresh instance: the JSON (or summary) string the
+    /// guest produced, and its outbound attempts, which are also added to
+    /// the instance's stats.
     pub async fn call(
         &self,
         loaded: &Loaded,
         invocation: Invocation,
-        allowlist: Arc<Allowlist>,
+        policy: EgressPolicy,
         envelope: Envelope,
         call: Call,
-    ) -> Result<String, InvokeError> {
-        let mut store = self.new_store(invocation, allowlist, envelope);
+    ) -> Called {
+        let instance = invocation.instance.clone();
+        let mut store = self.new_store(invocation, policy, envelope);
         let journal = store.data().hooks.journal();
+        let result = self.run(&mut store, loaded, envelope, call).await;
+        // The store holds the guest's resources, including response bodies
+        // still being metered; drop it before reading the final counts.
+        drop(store);
+        let outbound = std::mem::take(&mut journal.lock().unwrap_or_else(|e| e.into_inner()).records);
+        if let Some(instance) = instance {
+            self.broker.accounting().record(&instance, &outbound);
+        }
+        let result = match result {
+            Err(Failure::Guest(guest_error)) => Err(explain(guest_error, &outbound)),
+            Err(Failure::Invoke(e)) => Err(e),
+            Ok(value) => Ok(value),
+        };
+        Called { result, outbound }
+    }
+
+    async fn run(
+        &self,
+        store: &mut Store<GuestState>,
+        loaded: &Loaded,
+        envelope: Envelope,
+        call: Call,
+    ) -> Result<String, Failure> {
         let result = tokio::time::timeout(envelope.timeout, async {
             let instance = loaded
                 .pre
-                .instantiate_async(&mut store)
+                .instantiate_async(&mut *store)
                 .await
                 .map_err(Stage::Instantiate)?;
             match call {
-                Call::TestConnection => instance.call_test_connection(&mut store).await,
+                Call::TestConnection => instance.call_test_connection(&mut *store).await,
                 Call::Invoke { method, params } => {
-                    instance.call_invoke(&mut store, &method, &params).await
+                    instance.call_invoke(&mut *store, &method, &params).await
                 }
             }
             .map_err(Stage::Call)
         })
         .await;
-        let guest_error = match result {
-            Err(_) => return Err(InvokeError::Timeout(envelope.timeout)),
-            Ok(Err(Stage::Instantiate(e))) => {
-                return Err(classify_instantiation(&e, &store, envelope));
+        match result {
+            Err(_) => Err(Failure::Invoke(InvokeError::Timeout(envelope.timeout))),
+            Ok(Err(Stage::Instantiate(e))) => Err(Failure::Invoke(classify_instantiation(
+                &e, store, envelope,
+            ))),
+            Ok(Err(Stage::Call(trap))) => {
+                Err(Failure::Invoke(classify_trap(&trap, store, envelope)))
             }
-            Ok(Err(Stage::Call(trap))) => return Err(classify_trap(&trap, &store, envelope)),
-            Ok(Ok(Ok(value))) => return Ok(value),
-            Ok(Ok(Err(e))) => GuestError::from(e),
-        };
-        // The guest failed: if the host saw why (a refused or unreachable
-        // upstream), report that instead of the guest's paraphrase.
-        let journal = journal.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(record) = journal.explanation() else {
-            return Err(InvokeError::Guest(guest_error));
-        };
-        let target = record.target.clone();
-        Err(match &record.outcome {
-            OutboundOutcome::Denied(reason) => InvokeError::HostDenied {
-                target,
-                reason: reason.clone(),
-            },
-            OutboundOutcome::Limit(reason) => InvokeError::OutboundLimit {
-                target,
-                reason: reason.clone(),
-            },
-            OutboundOutcome::Timeout(reason) => InvokeError::UpstreamTimeout {
-                target,
-                reason: reason.clone(),
-            },
-            OutboundOutcome::Failed(reason) => InvokeError::UpstreamUnreachable {
-                target,
-                reason: reason.clone(),
-            },
-            OutboundOutcome::Status(_) => InvokeError::Guest(guest_error),
-        })
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(Failure::Guest(GuestError::from(e))),
+        }
+    }
+}
+
+/// How [`Runtime::run`] failed: the guest's own error still needs the
+/// journal to be explained.
+enum Failure {
+    Guest(GuestError),
+    Invoke(InvokeError),
+}
+
+/// The guest failed: if the host saw why (a refused, rate-limited or
+/// unreachable upstream), report that instead of the guest's paraphrase.
+fn explain(guest_error: GuestError, outbound: &[OutboundRecord]) -> InvokeError {
+    let journal = crate::egress::OutboundJournal {
+        records: outbound.to_vec(),
+    };
+    let Some((record, outcome)) = journal.explanation() else {
+        return InvokeError::Guest(guest_error);
+    };
+    let target = record.target();
+    match outcome.clone() {
+        OutboundOutcome::Denied(reason) => InvokeError::HostDenied { target, reason },
+        OutboundOutcome::Limit(reason) => InvokeError::OutboundLimit { target, reason },
+        OutboundOutcome::RateLimited {
+            reason,
+            retry_after,
+        } => InvokeError::RateLimited {
+            target,
+            reason,
+            retry_after,
+        },
+        OutboundOutcome::Unavailable {
+            reason,
+            retry_after,
+        } => InvokeError::UpstreamUnavailable {
+            target,
+            reason,
+            retry_after,
+        },
+        OutboundOutcome::Timeout(reason) => InvokeError::UpstreamTimeout { target, reason },
+        OutboundOutcome::Failed(reason) => InvokeError::UpstreamUnreachable { target, reason },
+        OutboundOutcome::Status(_) => InvokeError::Guest(guest_error),
     }
 }
 

@@ -11,6 +11,8 @@ mod sled_store;
 
 use serde::{Deserialize, Serialize};
 
+use crate::egress::budget::RateSpec;
+
 pub use sled_store::SledStore;
 
 /// Errors at the storage edge.
@@ -56,6 +58,18 @@ pub struct ConnectorRecord {
     pub manifest: crate::manifest::Manifest,
     /// RFC 3339 upload time.
     pub created_at: String,
+    /// The operator's override of the manifest's `rateLimit` (the shared
+    /// upstream budget's rate), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateSpec>,
+}
+
+impl ConnectorRecord {
+    /// The rate of the shared (upstream, credential) budget: the operator's
+    /// override, else the manifest's default, else none.
+    pub fn effective_rate_limit(&self) -> Option<RateSpec> {
+        self.rate_limit.or(self.manifest.rate_limit)
+    }
 }
 
 /// Per-instance overrides of the host's resource envelope (each capped by the
@@ -69,6 +83,13 @@ pub struct InstanceLimits {
     /// Guest memory cap in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    /// The instance's own rate budget (on top of the shared upstream one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateSpec>,
+    /// Host patterns narrowing what the manifest declares: a request must
+    /// match both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// A configured account of a connector.
@@ -133,6 +154,14 @@ pub trait Store: Send + Sync + 'static {
     fn create_instance(&self, record: &InstanceRecord) -> StoreResult<()>;
     /// Looks an instance up.
     fn instance(&self, id: &str) -> StoreResult<Option<InstanceRecord>>;
+    /// Replaces an existing instance record (same connector).
+    fn update_instance(&self, record: &InstanceRecord) -> StoreResult<()>;
+    /// Sets or clears the operator's rate-limit override of a connector.
+    fn set_connector_rate_limit(
+        &self,
+        id: &str,
+        rate_limit: Option<RateSpec>,
+    ) -> StoreResult<ConnectorRecord>;
     /// All instances, ordered by id.
     fn instances(&self) -> StoreResult<Vec<InstanceRecord>>;
     /// Deletes an instance.

@@ -14,6 +14,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{ConnectorRecord, InstanceRecord, Store, StoreError, StoreResult, TokenRecord};
+use crate::egress::budget::RateSpec;
 
 const CONNECTORS: &str = "connectors";
 const BLOBS: &str = "component_bytes";
@@ -229,6 +230,54 @@ impl Store for SledStore {
         self.durable(())
     }
 
+    fn update_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
+        let value = encode(record)?;
+        finish(self.instances.transaction(|instances| {
+            let Some(existing) = instances.get(&record.id)? else {
+                return abort(StoreError::NotFound(format!("instance {}", record.id)));
+            };
+            let existing: InstanceRecord = match decode(INSTANCES, &existing) {
+                Ok(r) => r,
+                Err(e) => return abort(e),
+            };
+            // The connector reference count is keyed by it; moving an
+            // instance to another connector is not an update.
+            if existing.connector != record.connector {
+                return abort(StoreError::Conflict(format!(
+                    "instance {} belongs to connector {}",
+                    record.id, existing.connector
+                )));
+            }
+            instances.insert(record.id.as_bytes(), value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable(())
+    }
+
+    fn set_connector_rate_limit(
+        &self,
+        id: &str,
+        rate_limit: Option<RateSpec>,
+    ) -> StoreResult<ConnectorRecord> {
+        let record = finish(self.connectors.transaction(|connectors| {
+            let Some(existing) = connectors.get(id)? else {
+                return abort(StoreError::NotFound(format!("connector {id}")));
+            };
+            let mut record: ConnectorRecord = match decode(CONNECTORS, &existing) {
+                Ok(r) => r,
+                Err(e) => return abort(e),
+            };
+            record.rate_limit = rate_limit;
+            let value = match encode(&record) {
+                Ok(v) => v,
+                Err(e) => return abort(e),
+            };
+            connectors.insert(id.as_bytes(), value.as_slice())?;
+            Ok(record)
+        }))?;
+        self.durable(record)
+    }
+
     fn instance(&self, id: &str) -> StoreResult<Option<InstanceRecord>> {
         get(&self.instances, INSTANCES, id)
     }
@@ -295,6 +344,7 @@ mod tests {
             size: 3,
             manifest: Manifest::minimal(name, version),
             created_at: "2026-01-01T00:00:00Z".into(),
+            rate_limit: None,
         }
     }
 
