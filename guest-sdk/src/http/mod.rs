@@ -126,6 +126,15 @@ impl Request {
         self
     }
 
+    /// Marks the request safe to send more than once (for example a `POST`
+    /// the upstream deduplicates by a key in its body), so the host retries
+    /// it on 429/502/503/504 and timeouts like a `GET`. `GET`, `HEAD`,
+    /// `PUT`, `DELETE` and `OPTIONS` are idempotent already, and so is any
+    /// request with an `Idempotency-Key` header.
+    pub fn idempotent(self) -> Self {
+        self.header(IDEMPOTENT_HEADER, "true")
+    }
+
     /// Appends a query parameter, percent-encoding name and value.
     pub fn query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.query.push((name.into(), value.into()));
@@ -388,6 +397,10 @@ pub struct Response {
     /// Body bytes.
     pub body: Vec<u8>,
 }
+
+/// The header [`Request::idempotent`] sets; the host strips it before
+/// sending.
+pub const IDEMPOTENT_HEADER: &str = "plugboard-idempotent";
 
 impl Response {
     /// The first header called `name` (case-insensitive).

@@ -118,9 +118,8 @@ fn check_instance(
     }
     Allowlist::resolve(&connector.manifest.hosts, config)
         .map_err(|e| ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {e}")))?;
-    allowlist_for(connector, config, limits).map_err(|e| {
-        ApiError::bad_request("INVALID_REQUEST", format!("limits.allowedHosts: {e}"))
-    })
+    allowlist_for(connector, config, limits)
+        .map_err(|e| ApiError::bad_request("INVALID_REQUEST", format!("limits.allowedHosts: {e}")))
 }
 
 /// `POST /v1/instances`.
@@ -312,9 +311,8 @@ fn finish(
     invocation_id: &str,
     outbound: bool,
 ) -> ApiResult<(String, Option<Value>)> {
-    let summary = outbound.then(|| {
-        Value::Array(called.outbound.iter().map(|r| r.to_json()).collect())
-    });
+    let summary =
+        outbound.then(|| Value::Array(called.outbound.iter().map(|r| r.to_json()).collect()));
     match called.result {
         Ok(output) => Ok((output, summary)),
         Err(e) => {
@@ -428,14 +426,13 @@ async fn run(
     invocation_id: &str,
     call: Call,
 ) -> ApiResult<Called> {
-    let allowlist =
-        allowlist_for(connector, &instance.config, &instance.limits).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "CONFIG_ERROR",
-                e.to_string(),
-            )
-        })?;
+    let allowlist = allowlist_for(connector, &instance.config, &instance.limits).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "CONFIG_ERROR",
+            e.to_string(),
+        )
+    })?;
     let policy = EgressPolicy {
         allowlist: Arc::new(allowlist),
         instance_rate: instance.limits.rate_limit,
@@ -507,7 +504,11 @@ pub async fn health(
     let now = Instant::now();
     let mut status = "healthy";
     let mut worse = |s: &'static str| {
-        let rank = |s: &str| ["healthy", "degraded", "unavailable"].iter().position(|x| *x == s);
+        let rank = |s: &str| {
+            ["healthy", "degraded", "unavailable"]
+                .iter()
+                .position(|x| *x == s)
+        };
         if rank(s) > rank(status) {
             status = s;
         }

@@ -8,7 +8,8 @@
 //! 2. **Budgets**: the shared (upstream, credential) budget — always listed,
 //!    so a learned `Retry-After` pause holds even without a configured rate
 //!    — and the instance's own, if set. A request that cannot be admitted
-//!    before the invocation's deadline fails at once (`rate_limited`).
+//!    before the invocation's deadline (less [`ADMISSION_MARGIN`]) fails at
+//!    once (`rate_limited`).
 //! 3. **Send** with the first-byte timeout (never past the deadline). The
 //!    response teaches the budget (rate-limit headers) and the breaker
 //!    (5xx, timeouts and transport errors are failures).
@@ -50,6 +51,13 @@ pub(super) struct Outbound {
     pub between_bytes: Duration,
 }
 
+/// Time a request needs after admission to be worth sending: a budget does
+/// not admit a request later than this before the invocation's deadline,
+/// since it would only burn the upstream's quota on an answer nobody waits
+/// for. Loopback calls take ~1 ms and API calls tens to hundreds of ms;
+/// 250 ms leaves room for the request and the guest's own work after it.
+const ADMISSION_MARGIN: Duration = Duration::from_millis(250);
+
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 
 /// Sends `request`, retrying as allowed; see the module doc.
@@ -68,7 +76,14 @@ pub(super) async fn send(
                 }
                 other => OutboundOutcome::Failed(format!("reading the request body: {other}")),
             };
-            o.record(1, Decision::Denied, Duration::ZERO, outcome, Duration::ZERO, 0);
+            o.record(
+                1,
+                Decision::Denied,
+                Duration::ZERO,
+                outcome,
+                Duration::ZERO,
+                0,
+            );
             return Err(e);
         }
     };
@@ -88,11 +103,22 @@ pub(super) async fn send(
                     reason,
                     retry_after: open.retry_after,
                 };
-                o.record(attempt, Decision::ShortCircuited, Duration::ZERO, outcome, Duration::ZERO, 0);
+                o.record(
+                    attempt,
+                    Decision::ShortCircuited,
+                    Duration::ZERO,
+                    outcome,
+                    Duration::ZERO,
+                    0,
+                );
                 return Err(HttpError::DestinationUnavailable);
             }
         };
-        let deadline = tokio::time::Instant::from_std(o.deadline);
+        let deadline = tokio::time::Instant::from_std(
+            o.deadline
+                .checked_sub(ADMISSION_MARGIN)
+                .unwrap_or(o.deadline),
+        );
         let waited = match o.broker.budgets().acquire(&keys, deadline).await {
             Ok(waited) => waited,
             Err(e) => {
@@ -105,7 +131,14 @@ pub(super) async fn send(
                     },
                     None => OutboundOutcome::Denied(reason.clone()),
                 };
-                o.record(attempt, Decision::RateLimited, Duration::ZERO, outcome, Duration::ZERO, 0);
+                o.record(
+                    attempt,
+                    Decision::RateLimited,
+                    Duration::ZERO,
+                    outcome,
+                    Duration::ZERO,
+                    0,
+                );
                 return Err(HttpError::InternalError(Some(reason)));
             }
         };
@@ -153,7 +186,14 @@ pub(super) async fn send(
                 // configuration matter, not the upstream's failure.
                 drop(permit);
                 o.warn(&e.detail);
-                o.record(attempt, Decision::Denied, Duration::ZERO, OutboundOutcome::Denied(e.detail), Duration::ZERO, 0);
+                o.record(
+                    attempt,
+                    Decision::Denied,
+                    Duration::ZERO,
+                    OutboundOutcome::Denied(e.detail),
+                    Duration::ZERO,
+                    0,
+                );
                 return Err(e.code);
             }
             Ok(Err(e)) => {

@@ -1312,7 +1312,10 @@ mod tests {
     async fn no_budgets_means_no_wait() {
         let b = Budgets::new();
         assert_eq!(
-            b.acquire::<RateSpec>(&[], Instant::now()).await.unwrap().duration,
+            b.acquire::<RateSpec>(&[], Instant::now())
+                .await
+                .unwrap()
+                .duration,
             Duration::ZERO
         );
     }

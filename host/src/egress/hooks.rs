@@ -69,7 +69,12 @@ pub struct EgressHooks {
 
 impl EgressHooks {
     /// Hooks for one invocation that must finish by `deadline`.
-    pub fn new(broker: Arc<Broker>, caller: Caller, policy: EgressPolicy, deadline: Instant) -> Self {
+    pub fn new(
+        broker: Arc<Broker>,
+        caller: Caller,
+        policy: EgressPolicy,
+        deadline: Instant,
+    ) -> Self {
         Self {
             broker,
             caller,
@@ -119,7 +124,10 @@ impl EgressHooks {
 pub(super) fn push(journal: &Mutex<OutboundJournal>, record: OutboundRecord) -> usize {
     // A poisoned journal only means another request future panicked; the
     // records are still plain data, so keep appending.
-    journal.lock().unwrap_or_else(|e| e.into_inner()).push(record)
+    journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(record)
 }
 
 /// Headers a guest may never set: wasi-http's defaults (`Host`,
@@ -203,10 +211,8 @@ impl WasiHttpHooks for EgressHooks {
                 HttpError::ConnectionLimitReached,
             );
         }
-        let idempotent = super::retry::is_idempotent(
-            &method,
-            take_idempotent_mark(request.headers_mut()),
-        );
+        let idempotent =
+            super::retry::is_idempotent(&method, take_idempotent_mark(request.headers_mut()));
 
         let outbound = Outbound {
             broker: self.broker.clone(),

@@ -252,7 +252,10 @@ impl Allowlist {
             .iter()
             .map(|p| resolve_from_config(p, config))
             .collect::<Result<_, _>>()?;
-        Ok(Self { rules, narrow: None })
+        Ok(Self {
+            rules,
+            narrow: None,
+        })
     }
 
     /// Narrows the list to the operator's patterns for one instance (same

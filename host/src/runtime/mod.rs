@@ -514,7 +514,8 @@ impl Runtime {
         // The store holds the guest's resources, including response bodies
         // still being metered; drop it before reading the final counts.
         drop(store);
-        let outbound = std::mem::take(&mut journal.lock().unwrap_or_else(|e| e.into_inner()).records);
+        let outbound =
+            std::mem::take(&mut journal.lock().unwrap_or_else(|e| e.into_inner()).records);
         if let Some(instance) = instance {
             self.broker.accounting().record(&instance, &outbound);
         }
@@ -550,9 +551,9 @@ impl Runtime {
         .await;
         match result {
             Err(_) => Err(Failure::Invoke(InvokeError::Timeout(envelope.timeout))),
-            Ok(Err(Stage::Instantiate(e))) => Err(Failure::Invoke(classify_instantiation(
-                &e, store, envelope,
-            ))),
+            Ok(Err(Stage::Instantiate(e))) => {
+                Err(Failure::Invoke(classify_instantiation(&e, store, envelope)))
+            }
             Ok(Err(Stage::Call(trap))) => {
                 Err(Failure::Invoke(classify_trap(&trap, store, envelope)))
             }

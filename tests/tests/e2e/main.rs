@@ -7,6 +7,7 @@
 mod common;
 
 mod auth_restart;
+mod broker;
 mod egress;
 mod invoke;
 mod readme;

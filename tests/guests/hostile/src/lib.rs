@@ -54,6 +54,9 @@ struct FetchParams {
     /// returned. Tests use it to hit the per-invocation request cap.
     #[serde(default)]
     repeat: Option<u32>,
+    /// Mark the request idempotent (so the host may retry a `POST`).
+    #[serde(default)]
+    idempotent: bool,
 }
 
 /// Result of `fetch`: what came back, whatever the status.
@@ -131,6 +134,9 @@ fn fetch_once(p: &FetchParams) -> Result<FetchResult> {
     }
     if let Some(body) = &p.body {
         req = req.body(body.clone());
+    }
+    if p.idempotent {
+        req = req.idempotent();
     }
     if let Some(max) = p.max_bytes {
         req = req.max_response_bytes(usize::try_from(max).unwrap_or(usize::MAX));

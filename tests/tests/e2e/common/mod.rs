@@ -177,6 +177,27 @@ impl Host {
         self.send(self.client.post(self.v1(path)).json(&body)).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.put(self.v1(path)).json(&body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.patch(self.v1(path)).json(&body))
+            .await
+    }
+
+    /// Creates an instance of an uploaded connector with `limits`.
+    pub async fn instance_with(&self, connector: &str, config: Value, limits: Value) -> String {
+        let (status, body) = self
+            .post(
+                "/instances",
+                json!({ "connector": connector, "name": "test", "config": config, "limits": limits }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn upload_bytes(&self, bytes: Vec<u8>) -> (StatusCode, Value) {
         self.send(
             self.client
