@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugboard::config::{EgressSettings, Limits};
-use plugboard::egress::{Allowlist, Broker};
+use plugboard::egress::{Broker, EgressPolicy};
 use plugboard::runtime::{Call, Envelope, Invocation, Runtime};
 use serde_json::{Value, json};
 
@@ -57,7 +57,8 @@ fn main() {
             config: Arc::new(json!({})),
             id: Arc::from("inv_bench"),
         };
-        let allowlist = Arc::new(Allowlist::default());
+        // No hosts allowed: echo makes no outbound calls.
+        let policy = EgressPolicy::default();
         let envelope = Envelope::for_instance(runtime.limits(), &Default::default());
         let call = || Call::Invoke {
             method: "echo".into(),
@@ -68,19 +69,19 @@ fn main() {
             runtime.call(
                 &loaded,
                 invocation.clone(),
-                allowlist.clone(),
+                policy.clone(),
                 envelope,
                 call(),
             )
         };
         // Warm up the pool slots and caches.
         for _ in 0..500 {
-            once().await.unwrap();
+            once().await.result.unwrap();
         }
         let mut samples = Vec::with_capacity(calls);
         for _ in 0..calls {
             let t = Instant::now();
-            let out = once().await.unwrap();
+            let out = once().await.result.unwrap();
             samples.push(t.elapsed());
             std::hint::black_box(out);
         }
