@@ -508,6 +508,11 @@ impl Runtime {
         call: Call,
     ) -> Called {
         let instance = invocation.instance.clone();
+        let (connector, invocation_id) = (invocation.connector.clone(), invocation.id.clone());
+        let method = match &call {
+            Call::TestConnection => "test-connection".to_owned(),
+            Call::Invoke { method, .. } => method.clone(),
+        };
         let mut store = self.new_store(invocation, policy, envelope);
         let journal = store.data().hooks.journal();
         let result = self.run(&mut store, loaded, envelope, call).await;
@@ -516,8 +521,25 @@ impl Runtime {
         drop(store);
         let outbound =
             std::mem::take(&mut journal.lock().unwrap_or_else(|e| e.into_inner()).records);
-        if let Some(instance) = instance {
-            self.broker.accounting().record(&instance, &outbound);
+        // One line per attempt: the egress audit trail operators can
+        // filter on (`RUST_LOG=plugboard::outbound=info`). No path, query,
+        // header or body: those may carry secrets.
+        for r in &outbound {
+            let outcome = r.effective_outcome();
+            tracing::info!(target: "plugboard::outbound",
+                invocation = %invocation_id, instance = ?instance.as_deref(), %connector, %method,
+                http_method = %r.method, upstream = %r.upstream, attempt = r.attempt,
+                decision = r.decision.as_str(),
+                status = match r.outcome { OutboundOutcome::Status(s) => Some(s), _ => None },
+                error = outcome.category().map(|c| c.as_str()),
+                latency_ms = crate::egress::millis(r.elapsed),
+                queued_ms = crate::egress::millis(r.queued),
+                bytes_out = r.bytes_out.load(Ordering::Relaxed),
+                bytes_in = r.bytes_in.load(Ordering::Relaxed),
+                "outbound request");
+        }
+        if let Some(instance) = &instance {
+            self.broker.accounting().record(instance, &outbound);
         }
         let result = match result {
             Err(Failure::Guest(guest_error)) => Err(explain(guest_error, &outbound)),

@@ -280,7 +280,10 @@ async fn a_shared_budget_holds_across_instances_under_concurrency() {
     // does not work, more means the budget leaks.
     assert!((20..=45).contains(&ok), "{ok} succeeded");
 
-    // No 1 s window holds more than the rate plus one burst.
+    // No 1 s window holds more than the rate plus one burst. Admission is
+    // exact (the budget's unit tests check it in virtual time); arrivals
+    // here may shift by scheduler jitter on a loaded machine, which can
+    // move at most one more request into a window: hence the + 1.
     let times: Vec<Instant> = upstream.all().iter().map(|a| a.at).collect();
     for (i, start) in times.iter().enumerate() {
         let in_window = times[i..]
@@ -288,7 +291,7 @@ async fn a_shared_budget_holds_across_instances_under_concurrency() {
             .take_while(|t| **t - *start < Duration::from_secs(1))
             .count();
         assert!(
-            in_window <= 10 + 2,
+            in_window <= 10 + 2 + 1,
             "{in_window} requests within 1 s from request {i}"
         );
     }
@@ -442,8 +445,18 @@ async fn stats_and_the_outbound_summary_match_what_the_upstream_received() {
     let max = s["latencyMs"]["max"].as_f64().unwrap();
     assert!(p50 > 0.0 && p50 <= max, "{s}");
     assert_eq!(s["upstreams"][0]["requests"], 8);
-    // Nothing about paths or bodies leaks into stats.
+    // Nothing about paths or bodies leaks into stats, and the host log has
+    // one audit line per attempt, without paths either.
     assert!(!s.to_string().contains("/flaky"), "{s}");
+    let log = host.log();
+    let audit: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("plugboard::outbound"))
+        .collect();
+    assert_eq!(audit.len(), 8, "{log}");
+    let retried = audit.iter().filter(|l| l.contains(r#"decision="retried""#));
+    assert_eq!(retried.count(), 2, "{log}");
+    assert!(!log.contains("/flaky"), "{log}");
 }
 
 #[tokio::test]
