@@ -410,4 +410,39 @@ mod tests {
         assert!(ok(&a, "http://[::1]:8080/x"));
         assert!(!ok(&a, "http://[::2]:8080/x"));
     }
+
+    #[test]
+    fn an_instance_list_narrows_never_widens() {
+        let config = json!({ "domain": "acme" });
+        let a = allow(
+            &["https://*.example.com", "https://{domain}.freshdesk.com"],
+            config.clone(),
+        )
+        .narrowed(
+            &["https://api.example.com".into(), "https://evil.com".into()],
+            &config,
+        )
+        .unwrap();
+        assert!(ok(&a, "https://api.example.com/v1"));
+        assert!(!ok(&a, "https://www.example.com/"), "outside the narrowing");
+        assert!(
+            !ok(&a, "https://acme.freshdesk.com/"),
+            "outside the narrowing"
+        );
+        assert!(!ok(&a, "https://evil.com/"), "not declared by the manifest");
+        let bad =
+            allow(&["https://*.example.com"], json!({})).narrowed(&["ftp://x".into()], &json!({}));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn upstream_keys_spell_out_the_port() {
+        let u = |s: &str| upstream_of(&s.parse().unwrap());
+        assert_eq!(
+            u("https://API.example.com/x?y"),
+            "https://api.example.com:443"
+        );
+        assert_eq!(u("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+        assert_eq!(u("http://[::1]/"), "http://[::1]:80");
+    }
 }
