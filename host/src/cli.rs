@@ -1,5 +1,5 @@
-//! The command line: `plugboard serve` (and, as they arrive, client
-//! commands). Exit codes: 0 success, 1 runtime failure, 2 usage error.
+//! The command line: `plugboard serve`, `plugboard rotate-key` (and, as
+//! they arrive, client commands). Exit codes: 0 success, 1 runtime failure, 2 usage error.
 
 use std::process::ExitCode;
 
@@ -21,12 +21,34 @@ pub struct Cli {
 pub enum Command {
     /// Run the host: API server and connector runtime.
     Serve(Overrides),
+    /// Re-seal every stored credential under a new master key (stop the
+    /// host first). With the key file, the file is replaced; with
+    /// `PLUGBOARD_MASTER_KEY`, the new key is left in
+    /// `<data-dir>/master.key.next` for you to move into the variable.
+    RotateKey(Overrides),
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::RotateKey(overrides) => {
+            let settings = match Settings::resolve(&overrides) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("plugboard: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            crate::telemetry::init(settings.log_format);
+            match rotate_key(&settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("plugboard: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(overrides) => {
             let settings = match Settings::resolve(&overrides) {
                 Ok(s) => s,
@@ -55,4 +77,22 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn rotate_key(settings: &Settings) -> anyhow::Result<()> {
+    let store = crate::server::open_store(settings)?;
+    let r = crate::vault::open::rotate(&*store, &settings.data_dir, settings.master_key.as_ref())?;
+    println!(
+        "re-sealed {} credential field(s): key {} -> {}",
+        r.fields, r.old_key, r.new_key
+    );
+    if r.env_swap_needed {
+        println!(
+            "the new key is in {}: set PLUGBOARD_MASTER_KEY to its contents, then delete the file",
+            r.new_key_path.display()
+        );
+    } else {
+        println!("the new key is in {}", r.new_key_path.display());
+    }
+    Ok(())
 }

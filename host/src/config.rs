@@ -143,6 +143,9 @@ pub struct Settings {
     pub egress: EgressSettings,
     /// Log format.
     pub log_format: LogFormat,
+    /// The master key from `PLUGBOARD_MASTER_KEY`, if set (otherwise the
+    /// key file in the data directory is used).
+    pub master_key: Option<crate::vault::Secret>,
 }
 
 /// Values that may come from flags or environment (all optional, so the file
@@ -309,6 +312,12 @@ impl Settings {
             },
             egress,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
+            // Read here, not as a flag: a key on the command line would show
+            // in `ps` and shell history.
+            master_key: std::env::var(crate::vault::key::KEY_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(crate::vault::Secret::new),
         })
     }
 }

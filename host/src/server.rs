@@ -1,5 +1,5 @@
-//! Starting and stopping a host: data directory, store, admin token,
-//! runtime, listener, graceful shutdown.
+//! Starting and stopping a host: data directory, store, vault, admin
+//! token, runtime, listener, graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,13 +17,25 @@ use crate::store::{SledStore, Store};
 /// Sub-directory of the data dir that holds the sled database.
 const STORE_DIR: &str = "store";
 
-/// Runs the host until SIGINT/SIGTERM.
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// Opens the store of a data directory (creating the directory).
+pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     prepare_data_dir(&settings.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(
+    Ok(Arc::new(
         SledStore::open(&settings.data_dir.join(STORE_DIR))
             .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?,
-    );
+    ))
+}
+
+/// Runs the host until SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings)?;
+    // Before anything listens: a wrong master key must stop the start.
+    let vault = Arc::new(crate::vault::open::open(
+        &*store,
+        &settings.data_dir,
+        settings.master_key.as_ref(),
+    )?);
+    tracing::info!(key = vault.current_id(), "vault open");
     if let Some(path) = api::ensure_admin_token(&*store, &settings.data_dir)? {
         // The path, never the token.
         println!("admin token written to {} (owner-only)", path.display());
@@ -44,7 +56,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
-    let state = AppState::new(store.clone(), runtime, settings);
+    let state = AppState::new(store.clone(), runtime, vault, settings);
     let app = api::router(state);
 
     // Scripts and tests read this line to learn the bound port.

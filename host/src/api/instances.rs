@@ -14,10 +14,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connectors::resolve;
+use super::credentials;
 use super::{ApiError, ApiResult, AppState, now, read_json};
+use crate::egress::AuthPlan;
 use crate::egress::{Allowlist, EgressPolicy, PatternError, millis};
 use crate::runtime::{Call, Called, Envelope, Invocation};
-use crate::store::{ConnectorRecord, InstanceLimits, InstanceRecord};
+use crate::store::{ConnectorRecord, CredentialsRecord, InstanceLimits, InstanceRecord};
 
 /// Body of `POST /v1/instances`.
 #[derive(Deserialize)]
@@ -33,6 +35,9 @@ pub struct CreateInstance {
     /// Optional narrower limits.
     #[serde(default)]
     limits: InstanceLimits,
+    /// Secret values, validated against the credential schema and sealed.
+    #[serde(default)]
+    credentials: Option<Value>,
 }
 
 fn empty_object() -> Value {
@@ -68,8 +73,13 @@ fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Option<(St
     Some((summary, details))
 }
 
-fn instance_view(record: &InstanceRecord, allowlist: Option<&Allowlist>) -> Value {
+fn instance_view(
+    record: &InstanceRecord,
+    allowlist: Option<&Allowlist>,
+    credentials: Option<&CredentialsRecord>,
+) -> Value {
     let mut v = serde_json::to_value(record).unwrap_or_default();
+    v["credentials"] = credentials::view(credentials);
     if let Some(a) = allowlist {
         v["allowedHosts"] = a.rules().iter().map(|r| r.to_string()).collect();
     }
@@ -143,22 +153,89 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         }
     })?;
     let allowlist = check_instance(&connector, &req.config, &req.limits)?;
+    if let Some(c) = &req.credentials {
+        credentials::validate(&connector.manifest, c)?;
+    }
+    let id = format!("inst_{}", uuid::Uuid::new_v4().simple());
+    let sealed = req
+        .credentials
+        .as_ref()
+        .map(|c| credentials::seal(&state.vault, &id, c, None));
+    let (status, status_reason) = initial_status(&connector, &id, sealed.is_some());
     let record = InstanceRecord {
-        id: format!("inst_{}", uuid::Uuid::new_v4().simple()),
+        id,
         name: name.to_owned(),
         connector: connector.id.clone(),
         config: req.config,
         limits: req.limits,
-        status: "ACTIVE".into(),
+        status,
+        status_reason,
         created_at: now(),
     };
-    state.store.create_instance(&record)?;
-    tracing::info!(instance = %record.id, connector = %record.connector, "instance created");
+    state.store.create_instance(&record, sealed.as_ref())?;
+    tracing::info!(instance = %record.id, connector = %record.connector, status = %record.status, "instance created");
     Ok((
         StatusCode::CREATED,
-        Json(instance_view(&record, Some(&allowlist))),
+        Json(instance_view(&record, Some(&allowlist), sealed.as_ref())),
     )
         .into_response())
+}
+
+/// `PENDING_AUTHENTICATION` while a connector that needs credentials has
+/// none; `ACTIVE` otherwise (until a connection test says `ERROR`).
+fn initial_status(
+    connector: &ConnectorRecord,
+    id: &str,
+    has_credentials: bool,
+) -> (String, Option<String>) {
+    if credentials::required(&connector.manifest) && !has_credentials {
+        (
+            PENDING.into(),
+            Some(format!(
+                "no credentials yet; set them with PUT /v1/instances/{id}/credentials"
+            )),
+        )
+    } else {
+        (ACTIVE.into(), None)
+    }
+}
+
+const ACTIVE: &str = "ACTIVE";
+const PENDING: &str = "PENDING_AUTHENTICATION";
+const ERROR: &str = "ERROR";
+
+/// Body of `PUT /v1/instances/{id}/credentials`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutCredentials {
+    credentials: Value,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+/// `PUT /v1/instances/{id}/credentials`: replaces all credentials at once.
+pub async fn put_credentials(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let req: PutCredentials = read_json(body, state.settings.limits.max_request_bytes).await?;
+    let mut record = load_instance(&state, &id)?;
+    let connector = load_connector(&state, &record)?;
+    credentials::validate(&connector.manifest, &req.credentials)?;
+    let expires_at = credentials::parse_expiry(req.expires_at.as_deref())?;
+    let sealed = credentials::seal(&state.vault, &id, &req.credentials, expires_at);
+    // New credentials: whatever the last test said no longer holds.
+    record.status = ACTIVE.into();
+    record.status_reason = None;
+    state.store.put_credentials(&record, &sealed)?;
+    tracing::info!(instance = %id, fields = ?sealed.fields.keys().collect::<Vec<_>>(), "credentials replaced");
+    let allowlist = allowlist_for(&connector, &record.config, &record.limits).ok();
+    Ok(Json(instance_view(
+        &record,
+        allowlist.as_ref(),
+        Some(&sealed),
+    )))
 }
 
 /// `GET /v1/instances`.
@@ -167,7 +244,10 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         .store
         .instances()?
         .iter()
-        .map(|r| instance_view(r, None))
+        .map(|r| {
+            let creds = state.store.credentials(&r.id).ok().flatten();
+            instance_view(r, None, creds.as_ref())
+        })
         .collect();
     Ok(Json(json!({ "items": items })))
 }
@@ -193,7 +273,12 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     let instance = load_instance(&state, &id)?;
     let connector = load_connector(&state, &instance)?;
     let allowlist = Allowlist::resolve(&connector.manifest.hosts, &instance.config).ok();
-    Ok(Json(instance_view(&instance, allowlist.as_ref())))
+    let creds = state.store.credentials(&id)?;
+    Ok(Json(instance_view(
+        &instance,
+        allowlist.as_ref(),
+        creds.as_ref(),
+    )))
 }
 
 /// Body of `PATCH /v1/instances/{id}`: each member present replaces the
@@ -204,6 +289,7 @@ pub struct UpdateInstance {
     name: Option<String>,
     config: Option<Value>,
     limits: Option<InstanceLimits>,
+    credentials: Option<Value>,
 }
 
 /// `PATCH /v1/instances/{id}`: renames, reconfigures or re-limits an
@@ -233,9 +319,27 @@ pub async fn update(
         record.limits = limits;
     }
     let allowlist = check_instance(&connector, &record.config, &record.limits)?;
-    state.store.update_instance(&record)?;
+    let creds = match &req.credentials {
+        Some(c) => {
+            credentials::validate(&connector.manifest, c)?;
+            let expires_at = state.store.credentials(&id)?.and_then(|r| r.expires_at);
+            let sealed = credentials::seal(&state.vault, &id, c, expires_at);
+            record.status = ACTIVE.into();
+            record.status_reason = None;
+            state.store.put_credentials(&record, &sealed)?;
+            Some(sealed)
+        }
+        None => {
+            state.store.update_instance(&record)?;
+            state.store.credentials(&id)?
+        }
+    };
     tracing::info!(instance = %record.id, "instance updated");
-    Ok(Json(instance_view(&record, Some(&allowlist))))
+    Ok(Json(instance_view(
+        &record,
+        Some(&allowlist),
+        creds.as_ref(),
+    )))
 }
 
 /// `DELETE /v1/instances/{id}`.
@@ -281,13 +385,43 @@ pub async fn test(
         Call::TestConnection,
     )
     .await?;
+    record_test_result(&state, &id, &called.result);
     let summary = finish(called, &invocation_id, outbound)?;
     Ok(Json(success(
-        json!({ "message": summary.0 }),
+        json!({ "message": summary.0, "instanceStatus": ACTIVE }),
         &invocation_id,
         started,
         summary.1,
     )))
+}
+
+/// A connection test decides the instance's status: `ACTIVE`, or `ERROR`
+/// with the reason. Failures of the host itself (capacity, internal
+/// errors) say nothing about the connection and change nothing.
+fn record_test_result(
+    state: &AppState,
+    id: &str,
+    result: &Result<String, crate::runtime::InvokeError>,
+) {
+    use crate::runtime::InvokeError as E;
+    let (status, reason) = match result {
+        Ok(_) => (ACTIVE, None),
+        Err(E::Capacity(_) | E::Internal(_)) => return,
+        Err(e) => (ERROR, Some(e.to_string())),
+    };
+    // Re-read: the record may have changed while the test ran.
+    let Ok(Some(mut record)) = state.store.instance(id) else {
+        return;
+    };
+    if record.status == status && record.status_reason == reason {
+        return;
+    }
+    record.status = status.into();
+    record.status_reason = reason;
+    match state.store.update_instance(&record) {
+        Ok(()) => tracing::info!(instance = %id, %status, "instance status set by connection test"),
+        Err(e) => tracing::warn!(instance = %id, error = %e, "could not store the test result"),
+    }
 }
 
 /// The success envelope of a call.
@@ -433,13 +567,37 @@ async fn run(
             e.to_string(),
         )
     })?;
+    if instance.status == PENDING {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "CREDENTIALS_REQUIRED",
+            format!(
+                "instance {} has no credentials yet; set them with PUT /v1/instances/{}/credentials",
+                instance.id, instance.id
+            ),
+        ));
+    }
+    let creds = match state.store.credentials(&instance.id)? {
+        Some(record) => credentials::open(&state.vault, &instance.id, &record)?,
+        None => Default::default(),
+    };
+    let auth =
+        AuthPlan::build(&connector.manifest.auth, &instance.config, &creds).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "CONFIG_ERROR",
+                e.to_string(),
+            )
+        })?;
     let policy = EgressPolicy {
         allowlist: Arc::new(allowlist),
         instance_rate: instance.limits.rate_limit,
         upstream_rate: connector.effective_rate_limit(),
-        // Credentials arrive with the vault; until then every instance
-        // without credentials shares one budget per upstream.
-        credential: None,
+        // Instances with the same credentials share the upstream budget;
+        // those without share one per upstream.
+        credential: (!creds.is_empty()).then(|| Arc::from(state.vault.fingerprint(&creds))),
+        credentials: Arc::new(creds),
+        auth: auth.map(Arc::new),
     };
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
     let invocation = Invocation {

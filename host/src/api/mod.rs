@@ -5,6 +5,7 @@
 
 mod auth;
 mod connectors;
+mod credentials;
 mod error;
 mod instances;
 
@@ -25,6 +26,7 @@ pub use error::{ApiError, ApiResult};
 use crate::config::Settings;
 use crate::runtime::Runtime;
 use crate::store::Store;
+use crate::vault::Vault;
 
 /// Shared state of all handlers.
 #[derive(Clone)]
@@ -35,6 +37,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Resolved settings.
     pub settings: Arc<Settings>,
+    /// Seals and opens instance credentials.
+    pub vault: Arc<Vault>,
     /// Compiled parameter validators per (digest, method): compiling a JSON
     /// Schema costs far more than validating against it.
     validators: Arc<Mutex<ValidatorCache>>,
@@ -45,10 +49,16 @@ type ValidatorCache = HashMap<(String, String), Arc<jsonschema::Validator>>;
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(store: Arc<dyn Store>, runtime: Arc<Runtime>, settings: Settings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        vault: Arc<Vault>,
+        settings: Settings,
+    ) -> Self {
         Self {
             store,
             runtime,
+            vault,
             settings: Arc::new(settings),
             validators: Arc::default(),
         }
@@ -80,6 +90,10 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/health", get(instances::health))
         .route("/instances/{id}/stats", get(instances::stats))
         .route("/instances/{id}/test", post(instances::test))
+        .route(
+            "/instances/{id}/credentials",
+            axum::routing::put(instances::put_credentials),
+        )
         .route("/instances/{id}/methods/{method}", post(instances::invoke))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -21,10 +21,12 @@ use wasmtime_wasi_http::{
 };
 
 use super::attempt::{self, Outbound};
+use super::auth::AuthPlan;
 use super::budget::RateSpec;
 use super::journal::{Decision, OutboundJournal, OutboundOutcome, OutboundRecord};
 use super::pattern::upstream_of;
 use super::{Allowlist, Broker};
+use crate::vault::Credentials;
 
 /// Header a guest sets (to any value but `false`/`0`) to mark a request
 /// safe to repeat, e.g. a `POST` the upstream deduplicates. The host strips
@@ -46,6 +48,10 @@ pub struct EgressPolicy {
     /// budget's key (an id or a keyed digest, never the secret itself);
     /// `None` for instances without credentials.
     pub credential: Option<Arc<str>>,
+    /// The instance's opened credentials (for the `hmac` host import).
+    pub credentials: Arc<Credentials>,
+    /// What the host adds to requests towards the auth hosts.
+    pub auth: Option<Arc<AuthPlan>>,
 }
 
 /// Who is calling, for budget keys and logs.
@@ -88,6 +94,11 @@ impl EgressHooks {
     /// The journal, shared with in-flight request futures.
     pub fn journal(&self) -> Arc<Mutex<OutboundJournal>> {
         self.journal.clone()
+    }
+
+    /// The instance's opened credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.policy.credentials
     }
 
     /// Records a request refused before any attempt and returns the error

@@ -10,6 +10,8 @@
 //!   retry decisions (pure logic, unit-tested on their own).
 //! - `broker`: the process-wide client, settings and shared state
 //!   ([`Broker`]).
+//! - `auth`: the manifest's auth scheme rendered from the instance's
+//!   credentials ([`AuthPlan`]), applied to requests towards auth hosts.
 //! - `hooks`: the per-invocation `WasiHttpHooks` (allowlist, request count,
 //!   forbidden headers) handing each request to `attempt`, which runs the
 //!   breaker → budgets → send → retry loop.
@@ -18,6 +20,7 @@
 
 mod accounting;
 mod attempt;
+mod auth;
 mod body;
 pub mod breaker;
 mod broker;
@@ -31,6 +34,7 @@ mod pattern;
 pub mod retry;
 
 pub use accounting::Accounting;
+pub use auth::{AuthError, AuthPlan};
 pub use broker::Broker;
 pub use hooks::{Caller, EgressHooks, EgressPolicy, IDEMPOTENT_HEADER};
 pub use ip::{ForbiddenAddress, IpPolicy};

@@ -17,5 +17,5 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
-pub use plugboard::connector::host::{self as host_api, LogField, LogLevel};
+pub use plugboard::connector::host::{self as host_api, HmacAlgorithm, LogField, LogLevel};
 pub use plugboard::connector::types as wit;

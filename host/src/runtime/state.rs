@@ -13,7 +13,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::{LogField, LogLevel, host_api};
+use super::bindings::{HmacAlgorithm, LogField, LogLevel, host_api};
 use crate::egress::EgressHooks;
 
 /// Longest log message a guest may write; the rest is cut off so a guest
@@ -292,6 +292,36 @@ impl host_api::Host for GuestState {
 
     fn get_config_all(&mut self) -> String {
         self.invocation.config.to_string()
+    }
+
+    fn hmac(
+        &mut self,
+        algorithm: HmacAlgorithm,
+        field: String,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        use hmac::Mac as _;
+        // The credentials live with the egress policy, which applies them
+        // to requests; here the guest gets a MAC, never the value.
+        let Some(key) = self.hooks.credentials().get(&field) else {
+            return Err(format!(
+                "credential field {field:?} is not set for this instance"
+            ));
+        };
+        let key = key.expose().as_bytes();
+        // `new_from_slice` accepts keys of any length for HMAC.
+        let mac = match algorithm {
+            HmacAlgorithm::Sha256 => hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+                .map(|m| m.chain_update(&data).finalize().into_bytes().to_vec()),
+            HmacAlgorithm::Sha1 => hmac::Hmac::<sha1::Sha1>::new_from_slice(key)
+                .map(|m| m.chain_update(&data).finalize().into_bytes().to_vec()),
+        };
+        mac.map_err(|e| format!("hmac: {e}"))
+    }
+
+    fn constant_time_eq(&mut self, a: Vec<u8>, b: Vec<u8>) -> bool {
+        use subtle::ConstantTimeEq as _;
+        a.len() == b.len() && bool::from(a.ct_eq(&b))
     }
 }
 

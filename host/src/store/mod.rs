@@ -92,6 +92,38 @@ pub struct InstanceLimits {
     pub allowed_hosts: Option<Vec<String>>,
 }
 
+/// One sealed credential field.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedField {
+    /// `pbv1.<key id>.<nonce‖ciphertext>` (see [`crate::vault`]).
+    pub sealed: String,
+    /// RFC 3339 time the value was set.
+    pub updated_at: String,
+}
+
+/// An instance's credentials, sealed field by field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRecord {
+    /// Sealed values by field name.
+    pub fields: std::collections::BTreeMap<String, SealedField>,
+    /// When the operator said they expire (RFC 3339), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// Proof of the master key a store was sealed with: a known value sealed
+/// under it, checked at start-up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultCheck {
+    /// Id of the key everything is sealed with.
+    pub key_id: String,
+    /// A known value sealed under that key.
+    pub sealed: String,
+}
+
 /// A configured account of a connector.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -107,8 +139,12 @@ pub struct InstanceRecord {
     /// Resource overrides.
     #[serde(default)]
     pub limits: InstanceLimits,
-    /// Lifecycle status, e.g. `ACTIVE`.
+    /// `PENDING_AUTHENTICATION` (credentials missing), `ACTIVE`, or
+    /// `ERROR` (the last connection test failed).
     pub status: String,
+    /// Why the status is `ERROR` (or pending), for operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
 }
@@ -151,9 +187,34 @@ pub trait Store: Send + Sync + 'static {
     fn put_artifact(&self, digest: &str, artifact: &[u8]) -> StoreResult<()>;
 
     /// Creates an instance; fails if its connector does not exist.
-    fn create_instance(&self, record: &InstanceRecord) -> StoreResult<()>;
+    fn create_instance(
+        &self,
+        record: &InstanceRecord,
+        credentials: Option<&CredentialsRecord>,
+    ) -> StoreResult<()>;
     /// Looks an instance up.
     fn instance(&self, id: &str) -> StoreResult<Option<InstanceRecord>>;
+    /// An instance's sealed credentials.
+    fn credentials(&self, instance: &str) -> StoreResult<Option<CredentialsRecord>>;
+    /// Replaces an instance's credentials and record together (the record
+    /// usually changes status).
+    fn put_credentials(
+        &self,
+        record: &InstanceRecord,
+        credentials: &CredentialsRecord,
+    ) -> StoreResult<()>;
+    /// The master-key check value, if anything was ever sealed.
+    fn vault_check(&self) -> StoreResult<Option<VaultCheck>>;
+    /// Stores the master-key check value.
+    fn put_vault_check(&self, check: &VaultCheck) -> StoreResult<()>;
+    /// Re-seals every instance's credentials with `reseal` and stores the
+    /// new check value, all in one transaction (key rotation). Returns the
+    /// number of fields re-sealed.
+    fn reseal_all(
+        &self,
+        reseal: &dyn Fn(&str, &CredentialsRecord) -> Result<CredentialsRecord, String>,
+        check: &VaultCheck,
+    ) -> StoreResult<usize>;
     /// Replaces an existing instance record (same connector).
     fn update_instance(&self, record: &InstanceRecord) -> StoreResult<()>;
     /// Sets or clears the operator's rate-limit override of a connector.

@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use super::{ConnectorRecord, InstanceRecord, Store, StoreError, StoreResult, TokenRecord};
+use super::{
+    ConnectorRecord, CredentialsRecord, InstanceRecord, Store, StoreError, StoreResult,
+    TokenRecord, VaultCheck,
+};
 use crate::egress::budget::RateSpec;
 
 const CONNECTORS: &str = "connectors";
@@ -22,6 +25,10 @@ const ARTIFACTS: &str = "artifacts";
 const INSTANCES: &str = "instances";
 const REFS: &str = "connector_refs";
 const TOKENS: &str = "tokens";
+const CREDENTIALS: &str = "credentials";
+const VAULT: &str = "vault";
+/// Key of the master-key check value in the `vault` tree.
+const CHECK: &str = "check";
 
 /// sled-backed store.
 pub struct SledStore {
@@ -32,6 +39,8 @@ pub struct SledStore {
     instances: sled::Tree,
     refs: sled::Tree,
     tokens: sled::Tree,
+    credentials: sled::Tree,
+    vault: sled::Tree,
 }
 
 impl SledStore {
@@ -52,6 +61,8 @@ impl SledStore {
             instances: tree(INSTANCES)?,
             refs: tree(REFS)?,
             tokens: tree(TOKENS)?,
+            credentials: tree(CREDENTIALS)?,
+            vault: tree(VAULT)?,
             db,
         })
     }
@@ -205,29 +216,118 @@ impl Store for SledStore {
         self.durable(())
     }
 
-    fn create_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
+    fn create_instance(
+        &self,
+        record: &InstanceRecord,
+        credentials: Option<&CredentialsRecord>,
+    ) -> StoreResult<()> {
         let value = encode(record)?;
-        finish((&self.connectors, &self.instances, &self.refs).transaction(
-            |(connectors, instances, refs)| {
-                if connectors.get(&record.connector)?.is_none() {
-                    return abort(StoreError::NotFound(format!(
-                        "connector {}",
-                        record.connector
-                    )));
-                }
-                if instances.get(&record.id)?.is_some() {
-                    return abort(StoreError::Conflict(format!(
-                        "instance {} exists",
-                        record.id
-                    )));
-                }
-                let count = read_count(refs, &record.connector)?;
-                refs.insert(record.connector.as_bytes(), &(count + 1).to_be_bytes())?;
-                instances.insert(record.id.as_bytes(), value.as_slice())?;
-                Ok(())
-            },
-        ))?;
+        let sealed = credentials.map(encode).transpose()?;
+        finish(
+            (
+                &self.connectors,
+                &self.instances,
+                &self.refs,
+                &self.credentials,
+            )
+                .transaction(|(connectors, instances, refs, creds)| {
+                    if connectors.get(&record.connector)?.is_none() {
+                        return abort(StoreError::NotFound(format!(
+                            "connector {}",
+                            record.connector
+                        )));
+                    }
+                    if instances.get(&record.id)?.is_some() {
+                        return abort(StoreError::Conflict(format!(
+                            "instance {} exists",
+                            record.id
+                        )));
+                    }
+                    let count = read_count(refs, &record.connector)?;
+                    refs.insert(record.connector.as_bytes(), &(count + 1).to_be_bytes())?;
+                    instances.insert(record.id.as_bytes(), value.as_slice())?;
+                    if let Some(sealed) = &sealed {
+                        creds.insert(record.id.as_bytes(), sealed.as_slice())?;
+                    }
+                    Ok(())
+                }),
+        )?;
         self.durable(())
+    }
+
+    fn credentials(&self, instance: &str) -> StoreResult<Option<CredentialsRecord>> {
+        get(&self.credentials, CREDENTIALS, instance)
+    }
+
+    fn put_credentials(
+        &self,
+        record: &InstanceRecord,
+        credentials: &CredentialsRecord,
+    ) -> StoreResult<()> {
+        let value = encode(record)?;
+        let sealed = encode(credentials)?;
+        finish(
+            (&self.instances, &self.credentials).transaction(|(instances, creds)| {
+                if instances.get(&record.id)?.is_none() {
+                    return abort(StoreError::NotFound(format!("instance {}", record.id)));
+                }
+                instances.insert(record.id.as_bytes(), value.as_slice())?;
+                creds.insert(record.id.as_bytes(), sealed.as_slice())?;
+                Ok(())
+            }),
+        )?;
+        self.durable(())
+    }
+
+    fn vault_check(&self) -> StoreResult<Option<VaultCheck>> {
+        get(&self.vault, VAULT, CHECK)
+    }
+
+    fn put_vault_check(&self, check: &VaultCheck) -> StoreResult<()> {
+        self.vault.insert(CHECK, encode(check)?).map_err(backend)?;
+        self.durable(())
+    }
+
+    fn reseal_all(
+        &self,
+        reseal: &dyn Fn(&str, &CredentialsRecord) -> Result<CredentialsRecord, String>,
+        check: &VaultCheck,
+    ) -> StoreResult<usize> {
+        // Read outside, write inside one transaction that also verifies
+        // nothing changed meanwhile (the host is stopped during rotation,
+        // but the check is cheap).
+        let current: Vec<(sled::IVec, sled::IVec)> = self
+            .credentials
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        let mut updates = Vec::with_capacity(current.len());
+        let mut fields = 0;
+        for (key, value) in &current {
+            let instance = String::from_utf8_lossy(key).into_owned();
+            let record: CredentialsRecord = decode(CREDENTIALS, value)?;
+            let resealed = reseal(&instance, &record).map_err(|message| {
+                StoreError::Conflict(format!("credentials of instance {instance}: {message}"))
+            })?;
+            fields += resealed.fields.len();
+            updates.push((key.clone(), value.clone(), encode(&resealed)?));
+        }
+        let check = encode(check)?;
+        finish(
+            (&self.credentials, &self.vault).transaction(|(creds, vault)| {
+                for (key, old, new) in &updates {
+                    if creds.get(key)?.as_ref() != Some(old) {
+                        return abort(StoreError::Conflict(
+                            "credentials changed during rotation; run it again".into(),
+                        ));
+                    }
+                    creds.insert(key, new.as_slice())?;
+                }
+                vault.insert(CHECK, check.as_slice())?;
+                Ok(())
+            }),
+        )?;
+        self.durable(fields)
     }
 
     fn update_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
@@ -288,21 +388,24 @@ impl Store for SledStore {
 
     fn delete_instance(&self, id: &str) -> StoreResult<()> {
         finish(
-            (&self.instances, &self.refs).transaction(|(instances, refs)| {
-                let Some(existing) = instances.remove(id)? else {
-                    return abort(StoreError::NotFound(format!("instance {id}")));
-                };
-                let record: InstanceRecord = match decode(INSTANCES, &existing) {
-                    Ok(r) => r,
-                    Err(e) => return abort(e),
-                };
-                let count = read_count(refs, &record.connector)?;
-                refs.insert(
-                    record.connector.as_bytes(),
-                    &count.saturating_sub(1).to_be_bytes(),
-                )?;
-                Ok(())
-            }),
+            (&self.instances, &self.refs, &self.credentials).transaction(
+                |(instances, refs, creds)| {
+                    let Some(existing) = instances.remove(id)? else {
+                        return abort(StoreError::NotFound(format!("instance {id}")));
+                    };
+                    creds.remove(id)?;
+                    let record: InstanceRecord = match decode(INSTANCES, &existing) {
+                        Ok(r) => r,
+                        Err(e) => return abort(e),
+                    };
+                    let count = read_count(refs, &record.connector)?;
+                    refs.insert(
+                        record.connector.as_bytes(),
+                        &count.saturating_sub(1).to_be_bytes(),
+                    )?;
+                    Ok(())
+                },
+            ),
         )?;
         self.durable(())
     }
@@ -356,6 +459,7 @@ mod tests {
             config: serde_json::json!({}),
             limits: Default::default(),
             status: "ACTIVE".into(),
+            status_reason: None,
             created_at: "2026-01-01T00:00:00Z".into(),
         }
     }
@@ -398,9 +502,11 @@ mod tests {
         store
             .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
             .unwrap();
-        store.create_instance(&instance("i1", "a@1.0.0")).unwrap();
+        store
+            .create_instance(&instance("i1", "a@1.0.0"), None)
+            .unwrap();
         let err = store
-            .create_instance(&instance("i2", "missing@1.0.0"))
+            .create_instance(&instance("i2", "missing@1.0.0"), None)
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound(_)));
         let err = store.delete_connector("a@1.0.0").unwrap_err();
@@ -420,7 +526,9 @@ mod tests {
         store
             .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
             .unwrap();
-        store.create_instance(&instance("i1", "a@1.0.0")).unwrap();
+        store
+            .create_instance(&instance("i1", "a@1.0.0"), None)
+            .unwrap();
         store
             .put_token(
                 &[7; 32],
