@@ -19,6 +19,10 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("rest", "rest", "PLUGBOARD_REST_WASM"),
     ("hostile", "hostile", "PLUGBOARD_HOSTILE_WASM"),
     ("wrong-world", "wrong-world", "PLUGBOARD_WRONG_WORLD_WASM"),
+    ("auth-bearer", "auth_bearer", "PLUGBOARD_AUTH_BEARER_WASM"),
+    ("auth-basic", "auth_basic", "PLUGBOARD_AUTH_BASIC_WASM"),
+    ("auth-header", "auth_header", "PLUGBOARD_AUTH_HEADER_WASM"),
+    ("auth-query", "auth_query", "PLUGBOARD_AUTH_QUERY_WASM"),
 ];
 
 fn main() {

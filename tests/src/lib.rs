@@ -19,3 +19,16 @@ pub const HOSTILE_WASM: &str = env!("PLUGBOARD_HOSTILE_WASM");
 /// `tests/guests/wrong-world`: a `wasi:cli/command` component, i.e. a valid
 /// component of another world.
 pub const WRONG_WORLD_WASM: &str = env!("PLUGBOARD_WRONG_WORLD_WASM");
+
+/// `tests/guests/auth-bearer`: bearer token + `Notion-Version` static
+/// header for `{allowed}`; methods `fetch`, `peek`, `sign`.
+pub const AUTH_BEARER_WASM: &str = env!("PLUGBOARD_AUTH_BEARER_WASM");
+
+/// `tests/guests/auth-basic`: basic auth `{email}/token:{api_token}`.
+pub const AUTH_BASIC_WASM: &str = env!("PLUGBOARD_AUTH_BASIC_WASM");
+
+/// `tests/guests/auth-header`: `Authorization: Token token={api_key}`.
+pub const AUTH_HEADER_WASM: &str = env!("PLUGBOARD_AUTH_HEADER_WASM");
+
+/// `tests/guests/auth-query`: `?key={key}&token={token}`.
+pub const AUTH_QUERY_WASM: &str = env!("PLUGBOARD_AUTH_QUERY_WASM");

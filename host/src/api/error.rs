@@ -268,9 +268,13 @@ fn category(code: &str) -> ErrorCategory {
         | "CAPACITY_EXCEEDED"
         | "INTERNAL_ERROR" => C::Temporary,
         "RATE_LIMIT_EXCEEDED" => C::RateLimited,
-        "HOST_DENIED" | "CONFIG_ERROR" | "AUTH_REQUIRED" | "UNAUTHORIZED" | "INVALID_CONFIG" => {
-            C::Configuration
-        }
+        "HOST_DENIED"
+        | "CONFIG_ERROR"
+        | "AUTH_REQUIRED"
+        | "UNAUTHORIZED"
+        | "INVALID_CONFIG"
+        | "CREDENTIALS_REQUIRED"
+        | "CREDENTIALS_UNREADABLE" => C::Configuration,
         _ => C::Permanent,
     }
 }

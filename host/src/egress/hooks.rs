@@ -222,6 +222,15 @@ impl WasiHttpHooks for EgressHooks {
                 HttpError::ConnectionLimitReached,
             );
         }
+        if let Some(plan) = &self.policy.auth
+            && plan.applies_to(request.uri())
+        {
+            let replaced = plan.apply(&mut request);
+            if !replaced.is_empty() {
+                tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,
+                    %upstream, ?replaced, "the connector set auth headers or parameters the host owns; the host's values were used");
+            }
+        }
         let idempotent =
             super::retry::is_idempotent(&method, take_idempotent_mark(request.headers_mut()));
 

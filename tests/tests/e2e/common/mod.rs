@@ -47,16 +47,30 @@ impl Host {
     /// range allowed, not even loopback.
     pub fn start_strict(extra: &[&str]) -> Host {
         let root = Arc::new(tempfile::tempdir().unwrap());
-        Self::launch(root, extra, false)
+        Self::launch(root, extra, false, &[])
     }
 
     /// Starts a host whose data directory lives in `root` (reused across
     /// restarts).
     pub fn start_in(root: Arc<tempfile::TempDir>, extra: &[&str]) -> Host {
-        Self::launch(root, extra, true)
+        Self::launch(root, extra, true, &[])
     }
 
-    fn launch(root: Arc<tempfile::TempDir>, extra: &[&str], allow_loopback: bool) -> Host {
+    /// Like [`Host::start_in`], with extra environment variables.
+    pub fn start_in_env(
+        root: Arc<tempfile::TempDir>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Host {
+        Self::launch(root, extra, true, env)
+    }
+
+    fn launch(
+        root: Arc<tempfile::TempDir>,
+        extra: &[&str],
+        allow_loopback: bool,
+        env: &[(&str, &str)],
+    ) -> Host {
         let wanted = |flag: &str| {
             !extra.contains(&flag) && (allow_loopback || flag != "--egress-allow-cidr")
         };
@@ -76,6 +90,8 @@ impl Host {
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("RUST_BACKTRACE")
+            .env_remove("PLUGBOARD_MASTER_KEY")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -381,6 +397,39 @@ impl FakeUpstream {
     pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+}
+
+/// Runs the host binary to completion (bounded: 60 s) with `args` and
+/// `env`; returns (success, stdout, stderr).
+pub fn run_host(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut child = Command::new(HOST_BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("PLUGBOARD_MASTER_KEY")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("`plugboard {}` did not finish within 60 s", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A loopback port with nothing listening on it.
