@@ -696,13 +696,52 @@ pub async fn health(
             })
         })
         .collect();
+    let mut warnings = Vec::new();
+    if instance.status != ACTIVE {
+        worse("degraded");
+        warnings.push(format!(
+            "instance status is {}{}",
+            instance.status,
+            instance
+                .status_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    let expires_at = state
+        .store
+        .credentials(&id)?
+        .and_then(|c| c.expires_at)
+        .and_then(|e| {
+            time::OffsetDateTime::parse(&e, &time::format_description::well_known::Rfc3339).ok()
+        });
+    if let Some(at) = expires_at {
+        let left = at - time::OffsetDateTime::now_utc();
+        if left <= time::Duration::ZERO {
+            worse("unavailable");
+            warnings.push(format!("credentials expired at {}", rfc3339(at.into())));
+        } else if left <= CREDENTIAL_EXPIRY_WARNING {
+            worse("degraded");
+            warnings.push(format!(
+                "credentials expire at {} (in {} h); rotate them with PUT /v1/instances/{id}/credentials",
+                rfc3339(at.into()),
+                left.whole_hours()
+            ));
+        }
+    }
     Ok(Json(json!({
         "instance": id,
         "status": status,
+        "instanceStatus": instance.status,
+        "warnings": warnings,
         "upstreams": items,
         "budget": budget_view(&format!("instance:{id}")),
     })))
 }
+
+/// How long before credentials expire health starts warning.
+const CREDENTIAL_EXPIRY_WARNING: time::Duration = time::Duration::days(7);
 
 /// `GET /v1/instances/{id}/stats`: outbound counts, errors by category and
 /// latency percentiles since the host started.

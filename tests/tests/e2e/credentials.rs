@@ -336,6 +336,32 @@ async fn test_connection_sets_the_instance_status() {
     assert_eq!(shown["status"], "ACTIVE", "{shown}");
     assert!(shown.get("statusReason").is_none(), "{shown}");
 
+    // Health warns about the expiry the operator gave.
+    let health_path = format!("/instances/{inst}/health");
+    let (_, h) = host.get(&health_path).await;
+    assert_eq!(h["status"], "healthy", "{h}");
+    assert_eq!(h["warnings"], json!([]), "{h}");
+    let (status, _) = host
+        .put(
+            &creds_path,
+            json!({ "credentials": { "token": "right-token-123" }, "expiresAt": "2020-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, h) = host.get(&health_path).await;
+    assert_eq!(h["status"], "unavailable", "{h}");
+    assert!(
+        h["warnings"][0].as_str().unwrap().contains("expired"),
+        "{h}"
+    );
+    let bad_expiry = host
+        .put(
+            &creds_path,
+            json!({ "credentials": { "token": "x" }, "expiresAt": "tomorrow" }),
+        )
+        .await;
+    assert_error(&bad_expiry, 400, "INVALID_REQUEST");
+
     // Credentials are validated against the schema without echoing values.
     let bad = host
         .put(
