@@ -33,14 +33,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::RotateKey(overrides) => {
-            let settings = match Settings::resolve(&overrides) {
+            let settings = match settings(&overrides) {
                 Ok(s) => s,
-                Err(e) => {
-                    eprintln!("plugboard: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            crate::telemetry::init(settings.log_format);
             match rotate_key(&settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -50,14 +46,10 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Serve(overrides) => {
-            let settings = match Settings::resolve(&overrides) {
+            let settings = match settings(&overrides) {
                 Ok(s) => s,
-                Err(e) => {
-                    eprintln!("plugboard: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            crate::telemetry::init(settings.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -77,6 +69,17 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Resolves the settings and starts logging; a bad setting is a usage
+/// error (exit 2).
+fn settings(overrides: &Overrides) -> Result<Settings, ExitCode> {
+    let settings = Settings::resolve(overrides).map_err(|e| {
+        eprintln!("plugboard: {e}");
+        ExitCode::from(2)
+    })?;
+    crate::telemetry::init(settings.log_format);
+    Ok(settings)
 }
 
 fn rotate_key(settings: &Settings) -> anyhow::Result<()> {

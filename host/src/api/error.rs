@@ -58,6 +58,23 @@ impl ApiError {
         self
     }
 
+    /// A broker refusal: `target` and `retryAfterMs` in the details, and a
+    /// `Retry-After` header rounded up to whole seconds (at least 1).
+    fn retry_later(
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        target: String,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        let mut e = Self::new(status, code, message).with_details(json!({
+            "target": target,
+            "retryAfterMs": retry_after.as_millis() as u64,
+        }));
+        e.retry_after = Some((retry_after.as_secs_f64().ceil() as u32).max(1));
+        e
+    }
+
     /// 400 with a code.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -181,30 +198,24 @@ impl From<InvokeError> for ApiError {
                 target,
                 retry_after,
                 ..
-            } => {
-                let secs = retry_after.as_secs_f64().ceil() as u32;
-                let mut e = Self::new(S::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED", message)
-                    .with_details(json!({
-                        "target": target,
-                        "retryAfterMs": retry_after.as_millis() as u64,
-                    }));
-                e.retry_after = Some(secs.max(1));
-                e
-            }
+            } => Self::retry_later(
+                S::TOO_MANY_REQUESTS,
+                "RATE_LIMIT_EXCEEDED",
+                message,
+                target,
+                retry_after,
+            ),
             InvokeError::UpstreamUnavailable {
                 target,
                 retry_after,
                 ..
-            } => {
-                let secs = retry_after.as_secs_f64().ceil() as u32;
-                let mut e = Self::new(S::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE", message)
-                    .with_details(json!({
-                        "target": target,
-                        "retryAfterMs": retry_after.as_millis() as u64,
-                    }));
-                e.retry_after = Some(secs.max(1));
-                e
-            }
+            } => Self::retry_later(
+                S::SERVICE_UNAVAILABLE,
+                "UPSTREAM_UNAVAILABLE",
+                message,
+                target,
+                retry_after,
+            ),
             InvokeError::Capacity(_) => {
                 let mut e = Self::new(S::SERVICE_UNAVAILABLE, "CAPACITY_EXCEEDED", message);
                 e.retry_after = Some(1);
