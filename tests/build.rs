@@ -23,6 +23,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("auth-basic", "auth_basic", "PLUGBOARD_AUTH_BASIC_WASM"),
     ("auth-header", "auth_header", "PLUGBOARD_AUTH_HEADER_WASM"),
     ("auth-query", "auth_query", "PLUGBOARD_AUTH_QUERY_WASM"),
+    ("auth-oauth", "auth_oauth", "PLUGBOARD_AUTH_OAUTH_WASM"),
 ];
 
 fn main() {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod egress;
 pub mod manifest;
+pub mod oauth;
 pub mod runtime;
 pub mod server;
 pub mod store;

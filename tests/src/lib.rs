@@ -32,3 +32,7 @@ pub const AUTH_HEADER_WASM: &str = env!("PLUGBOARD_AUTH_HEADER_WASM");
 
 /// `tests/guests/auth-query`: `?key={key}&token={token}`.
 pub const AUTH_QUERY_WASM: &str = env!("PLUGBOARD_AUTH_QUERY_WASM");
+
+/// `tests/guests/auth-oauth`: OAuth 2.0 (code + PKCE, basic client auth)
+/// with the provider and API at `{allowed}`.
+pub const AUTH_OAUTH_WASM: &str = env!("PLUGBOARD_AUTH_OAUTH_WASM");

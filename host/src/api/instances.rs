@@ -18,6 +18,7 @@ use super::credentials;
 use super::{ApiError, ApiResult, AppState, now, read_json};
 use crate::egress::AuthPlan;
 use crate::egress::{Allowlist, EgressPolicy, PatternError, millis};
+use crate::manifest::AuthScheme;
 use crate::runtime::{Call, Called, Envelope, Invocation};
 use crate::store::{ConnectorRecord, CredentialsRecord, InstanceLimits, InstanceRecord};
 
@@ -161,7 +162,7 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         .credentials
         .as_ref()
         .map(|c| credentials::seal(&state.vault, &id, c, None));
-    let (status, status_reason) = initial_status(&connector, &id, sealed.is_some());
+    let (status, status_reason) = initial_status(&connector, &id, sealed.as_ref());
     let record = InstanceRecord {
         id,
         name: name.to_owned(),
@@ -186,9 +187,20 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
 fn initial_status(
     connector: &ConnectorRecord,
     id: &str,
-    has_credentials: bool,
+    credentials: Option<&CredentialsRecord>,
 ) -> (String, Option<String>) {
-    if credentials::required(&connector.manifest) && !has_credentials {
+    if let AuthScheme::Oauth2(o) = &connector.manifest.auth.scheme {
+        if crate::oauth::connected(o, credentials) {
+            return (ACTIVE.into(), None);
+        }
+        return (
+            PENDING.into(),
+            Some(format!(
+                "not connected; set `client_id`/`client_secret` and connect with POST /v1/instances/{id}/oauth2/start"
+            )),
+        );
+    }
+    if credentials::required(&connector.manifest) && credentials.is_none() {
         (
             PENDING.into(),
             Some(format!(
@@ -200,8 +212,8 @@ fn initial_status(
     }
 }
 
-const ACTIVE: &str = "ACTIVE";
-const PENDING: &str = "PENDING_AUTHENTICATION";
+pub(super) const ACTIVE: &str = "ACTIVE";
+pub(super) const PENDING: &str = "PENDING_AUTHENTICATION";
 const ERROR: &str = "ERROR";
 
 /// Body of `PUT /v1/instances/{id}/credentials`.
@@ -211,6 +223,29 @@ pub struct PutCredentials {
     credentials: Value,
     #[serde(default)]
     expires_at: Option<String>,
+}
+
+/// For OAuth connectors the tokens are the host's, not the operator's:
+/// replacing the client credentials keeps them (and their expiry).
+fn keep_oauth_tokens(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    id: &str,
+    mut sealed: CredentialsRecord,
+) -> ApiResult<CredentialsRecord> {
+    if !matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_)) {
+        return Ok(sealed);
+    }
+    if let Some(old) = state.store.credentials(id)? {
+        for field in [crate::oauth::ACCESS_TOKEN, crate::oauth::REFRESH_TOKEN] {
+            sealed.fields.remove(field);
+            if let Some(v) = old.fields.get(field) {
+                sealed.fields.insert(field.to_owned(), v.clone());
+            }
+        }
+        sealed.expires_at = old.expires_at;
+    }
+    Ok(sealed)
 }
 
 /// `PUT /v1/instances/{id}/credentials`: replaces all credentials at once.
@@ -225,9 +260,9 @@ pub async fn put_credentials(
     credentials::validate(&connector.manifest, &req.credentials)?;
     let expires_at = credentials::parse_expiry(req.expires_at.as_deref())?;
     let sealed = credentials::seal(&state.vault, &id, &req.credentials, expires_at);
+    let sealed = keep_oauth_tokens(&state, &connector, &id, sealed)?;
     // New credentials: whatever the last test said no longer holds.
-    record.status = ACTIVE.into();
-    record.status_reason = None;
+    (record.status, record.status_reason) = initial_status(&connector, &id, Some(&sealed));
     state.store.put_credentials(&record, &sealed)?;
     tracing::info!(instance = %id, fields = ?sealed.fields.keys().collect::<Vec<_>>(), "credentials replaced");
     let allowlist = allowlist_for(&connector, &record.config, &record.limits).ok();
@@ -252,14 +287,17 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "items": items })))
 }
 
-fn load_instance(state: &AppState, id: &str) -> ApiResult<InstanceRecord> {
+pub(super) fn load_instance(state: &AppState, id: &str) -> ApiResult<InstanceRecord> {
     state
         .store
         .instance(id)?
         .ok_or_else(|| ApiError::not_found(format!("instance {id}")))
 }
 
-fn load_connector(state: &AppState, instance: &InstanceRecord) -> ApiResult<ConnectorRecord> {
+pub(super) fn load_connector(
+    state: &AppState,
+    instance: &InstanceRecord,
+) -> ApiResult<ConnectorRecord> {
     state.store.connector(&instance.connector)?.ok_or_else(|| {
         ApiError::internal(format!(
             "instance {} refers to missing connector {}",
@@ -324,8 +362,8 @@ pub async fn update(
             credentials::validate(&connector.manifest, c)?;
             let expires_at = state.store.credentials(&id)?.and_then(|r| r.expires_at);
             let sealed = credentials::seal(&state.vault, &id, c, expires_at);
-            record.status = ACTIVE.into();
-            record.status_reason = None;
+            let sealed = keep_oauth_tokens(&state, &connector, &id, sealed)?;
+            (record.status, record.status_reason) = initial_status(&connector, &id, Some(&sealed));
             state.store.put_credentials(&record, &sealed)?;
             Some(sealed)
         }
@@ -577,10 +615,18 @@ async fn run(
             ),
         ));
     }
-    let creds = match state.store.credentials(&instance.id)? {
-        Some(record) => credentials::open(&state.vault, &instance.id, &record)?,
+    if let AuthScheme::Oauth2(o) = &connector.manifest.auth.scheme {
+        super::oauth::ensure_fresh(state, &instance.id, o, None).await?;
+    }
+    let record = state.store.credentials(&instance.id)?;
+    let creds = match &record {
+        Some(record) => credentials::open(&state.vault, &instance.id, record)?,
         None => Default::default(),
     };
+    let used_token = record
+        .as_ref()
+        .and_then(|r| r.fields.get(crate::oauth::ACCESS_TOKEN))
+        .map(|f| f.sealed.clone());
     let auth =
         AuthPlan::build(&connector.manifest.auth, &instance.config, &creds).map_err(|e| {
             ApiError::new(
@@ -598,6 +644,7 @@ async fn run(
         credential: (!creds.is_empty()).then(|| Arc::from(state.vault.fingerprint(&creds))),
         credentials: Arc::new(creds),
         auth: auth.map(Arc::new),
+        reauth: super::oauth::reauth_hook(state, &instance.id, connector, used_token),
     };
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
     let invocation = Invocation {
@@ -709,9 +756,11 @@ pub async fn health(
                 .unwrap_or_default()
         ));
     }
+    let oauth_managed = matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_));
     let expires_at = state
         .store
         .credentials(&id)?
+        .filter(|_| !oauth_managed)
         .and_then(|c| c.expires_at)
         .and_then(|e| {
             time::OffsetDateTime::parse(&e, &time::format_description::well_known::Rfc3339).ok()

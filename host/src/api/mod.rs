@@ -8,6 +8,7 @@ mod connectors;
 mod credentials;
 mod error;
 mod instances;
+mod oauth;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Seals and opens instance credentials.
     pub vault: Arc<Vault>,
+    /// OAuth refresh locks.
+    pub oauth: Arc<crate::oauth::OAuth>,
     /// Compiled parameter validators per (digest, method): compiling a JSON
     /// Schema costs far more than validating against it.
     validators: Arc<Mutex<ValidatorCache>>,
@@ -59,6 +62,7 @@ impl AppState {
             store,
             runtime,
             vault,
+            oauth: Arc::default(),
             settings: Arc::new(settings),
             validators: Arc::default(),
         }
@@ -90,6 +94,12 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/health", get(instances::health))
         .route("/instances/{id}/stats", get(instances::stats))
         .route("/instances/{id}/test", post(instances::test))
+        .route("/instances/{id}/oauth2/start", post(oauth::start))
+        .route("/instances/{id}/oauth2/callback", post(oauth::callback))
+        .route(
+            "/instances/{id}/oauth2",
+            axum::routing::delete(oauth::disconnect),
+        )
         .route(
             "/instances/{id}/credentials",
             axum::routing::put(instances::put_credentials),
@@ -101,6 +111,9 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        // Where OAuth providers send the browser: no API token there; the
+        // single-use state binds it to an instance.
+        .route("/oauth2/callback", get(oauth::browser_callback))
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -46,6 +46,8 @@ pub(super) struct Outbound {
     /// `scheme://host:port`.
     pub upstream: Arc<str>,
     pub idempotent: bool,
+    /// Whether the host added credentials to this request.
+    pub authed: bool,
     pub deadline: Instant,
     pub first_byte: Duration,
     pub between_bytes: Duration,
@@ -65,7 +67,8 @@ pub(super) async fn send(
     o: Outbound,
     request: http::Request<WasiBody>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let mut reauthed = false;
     let max_out = o.broker.settings().max_request_body_bytes;
     let body = match buffer(body, max_out, o.between_bytes).await {
         Ok(body) => body,
@@ -176,6 +179,23 @@ pub(super) async fn send(
                 let index = record(OutboundOutcome::Status(status));
                 tracing::debug!(connector = %o.caller.connector, instance = ?o.caller.instance,
                     method = %o.method, upstream = %o.upstream, status, attempt, ?elapsed, "outbound request");
+                // A 401 to credentials the host injected: renew them once
+                // (OAuth refresh) and send again; a second 401 goes to the
+                // guest, so there is no loop.
+                if status == 401
+                    && o.authed
+                    && !reauthed
+                    && let Some(reauth) = &o.policy.reauth
+                {
+                    reauthed = true;
+                    if let Some(plan) = reauth().await {
+                        tracing::info!(connector = %o.caller.connector, upstream = %o.upstream, "credentials renewed after a 401; sending again");
+                        let mut with_auth = http::Request::from_parts(parts, ());
+                        plan.apply(&mut with_auth);
+                        parts = with_auth.into_parts().0;
+                        continue;
+                    }
+                }
                 match retry {
                     Some(delay) => o.backoff(delay, &format!("status {status}")).await,
                     None => return Ok((o.meter(response, index), Box::new(async { Ok(()) }))),

@@ -199,7 +199,7 @@ fn with_query(uri: &Uri, params: &[(String, Secret)]) -> (Option<Uri>, Vec<Strin
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -213,7 +213,11 @@ fn encode(s: &str) -> String {
 
 /// Replaces each `{name}` with the credential field or config string
 /// `name`.
-fn render(template: &str, config: &Value, credentials: &Credentials) -> Result<Secret, AuthError> {
+pub(crate) fn render(
+    template: &str,
+    config: &Value,
+    credentials: &Credentials,
+) -> Result<Secret, AuthError> {
     let malformed = || AuthError::Malformed(template.to_owned());
     let mut out = String::new();
     let mut rest = template;

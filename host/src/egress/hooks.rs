@@ -35,7 +35,7 @@ use crate::vault::Credentials;
 pub const IDEMPOTENT_HEADER: &str = "plugboard-idempotent";
 
 /// What one invocation may do outbound, resolved before the call.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct EgressPolicy {
     /// Hosts the instance may reach.
     pub allowlist: Arc<Allowlist>,
@@ -52,7 +52,16 @@ pub struct EgressPolicy {
     pub credentials: Arc<Credentials>,
     /// What the host adds to requests towards the auth hosts.
     pub auth: Option<Arc<AuthPlan>>,
+    /// Gets fresh credentials after an auth host answered 401 to ones the
+    /// host injected (OAuth refresh); the request is then retried once.
+    pub reauth: Option<Reauth>,
 }
+
+/// See [`EgressPolicy::reauth`]: returns the new plan, or `None` if the
+/// credentials could not be renewed.
+pub type Reauth = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Option<Arc<AuthPlan>>> + Send>> + Send + Sync,
+>;
 
 /// Who is calling, for budget keys and logs.
 #[derive(Debug, Clone)]
@@ -222,9 +231,11 @@ impl WasiHttpHooks for EgressHooks {
                 HttpError::ConnectionLimitReached,
             );
         }
+        let mut authed = false;
         if let Some(plan) = &self.policy.auth
             && plan.applies_to(request.uri())
         {
+            authed = true;
             let replaced = plan.apply(&mut request);
             if !replaced.is_empty() {
                 tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,
@@ -242,6 +253,7 @@ impl WasiHttpHooks for EgressHooks {
             method,
             upstream,
             idempotent,
+            authed,
             deadline: self.deadline,
             first_byte: shorter(
                 options.and_then(|o| o.first_byte_timeout),

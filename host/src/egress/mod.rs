@@ -35,8 +35,9 @@ pub mod retry;
 
 pub use accounting::Accounting;
 pub use auth::{AuthError, AuthPlan};
+pub(crate) use auth::{encode as percent_encode, render as render_template};
 pub use broker::Broker;
-pub use hooks::{Caller, EgressHooks, EgressPolicy, IDEMPOTENT_HEADER};
+pub use hooks::{Caller, EgressHooks, EgressPolicy, IDEMPOTENT_HEADER, Reauth};
 pub use ip::{ForbiddenAddress, IpPolicy};
 pub use journal::{Decision, OutboundJournal, OutboundOutcome, OutboundRecord, millis};
 pub use pattern::{Allowlist, HostPattern, HostRule, PatternError, upstream_of};

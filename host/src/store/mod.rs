@@ -113,6 +113,20 @@ pub struct CredentialsRecord {
     pub expires_at: Option<String>,
 }
 
+/// A pending OAuth connect flow, keyed by its `state`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthState {
+    /// The instance the flow connects.
+    pub instance: String,
+    /// The PKCE verifier, sealed (record = instance, field = `pkce`).
+    pub verifier: Option<String>,
+    /// Redirect URI sent with the authorization request.
+    pub redirect_uri: String,
+    /// Unix seconds after which the state is refused.
+    pub expires_at: u64,
+}
+
 /// Proof of the master key a store was sealed with: a known value sealed
 /// under it, checked at start-up.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -203,6 +217,10 @@ pub trait Store: Send + Sync + 'static {
         record: &InstanceRecord,
         credentials: &CredentialsRecord,
     ) -> StoreResult<()>;
+    /// Stores a pending OAuth flow.
+    fn put_oauth_state(&self, state: &str, record: &OAuthState) -> StoreResult<()>;
+    /// Removes and returns a pending OAuth flow (single use).
+    fn take_oauth_state(&self, state: &str) -> StoreResult<Option<OAuthState>>;
     /// The master-key check value, if anything was ever sealed.
     fn vault_check(&self) -> StoreResult<Option<VaultCheck>>;
     /// Stores the master-key check value.

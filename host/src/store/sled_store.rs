@@ -14,7 +14,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{
-    ConnectorRecord, CredentialsRecord, InstanceRecord, Store, StoreError, StoreResult,
+    ConnectorRecord, CredentialsRecord, InstanceRecord, OAuthState, Store, StoreError, StoreResult,
     TokenRecord, VaultCheck,
 };
 use crate::egress::budget::RateSpec;
@@ -27,6 +27,7 @@ const REFS: &str = "connector_refs";
 const TOKENS: &str = "tokens";
 const CREDENTIALS: &str = "credentials";
 const VAULT: &str = "vault";
+const OAUTH_STATES: &str = "oauth_states";
 /// Key of the master-key check value in the `vault` tree.
 const CHECK: &str = "check";
 
@@ -41,6 +42,7 @@ pub struct SledStore {
     tokens: sled::Tree,
     credentials: sled::Tree,
     vault: sled::Tree,
+    oauth_states: sled::Tree,
 }
 
 impl SledStore {
@@ -63,6 +65,7 @@ impl SledStore {
             tokens: tree(TOKENS)?,
             credentials: tree(CREDENTIALS)?,
             vault: tree(VAULT)?,
+            oauth_states: tree(OAUTH_STATES)?,
             db,
         })
     }
@@ -277,6 +280,23 @@ impl Store for SledStore {
             }),
         )?;
         self.durable(())
+    }
+
+    fn put_oauth_state(&self, state: &str, record: &OAuthState) -> StoreResult<()> {
+        self.oauth_states
+            .insert(state, encode(record)?)
+            .map_err(backend)?;
+        self.durable(())
+    }
+
+    fn take_oauth_state(&self, state: &str) -> StoreResult<Option<OAuthState>> {
+        // `remove` is atomic: of two callbacks racing with one state, only
+        // one gets it.
+        let Some(bytes) = self.oauth_states.remove(state).map_err(backend)? else {
+            return Ok(None);
+        };
+        let record = decode(OAUTH_STATES, &bytes)?;
+        self.durable(Some(record))
     }
 
     fn vault_check(&self) -> StoreResult<Option<VaultCheck>> {

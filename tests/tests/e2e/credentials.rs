@@ -365,7 +365,7 @@ async fn test_connection_sets_the_instance_status() {
 
 /// Every way a secret could show up as text in bytes: plain, hex, and
 /// base64 at the three alignments (standard and URL-safe alphabets).
-fn encodings(secret: &str) -> Vec<String> {
+pub(crate) fn encodings(secret: &str) -> Vec<String> {
     let mut out = vec![
         secret.to_owned(),
         hex::encode(secret),
@@ -389,7 +389,7 @@ fn encodings(secret: &str) -> Vec<String> {
     out
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

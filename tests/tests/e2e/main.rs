@@ -11,6 +11,7 @@ mod broker;
 mod credentials;
 mod egress;
 mod invoke;
+mod oauth;
 mod readme;
 mod rest;
 mod sandbox;
