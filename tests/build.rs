@@ -24,6 +24,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("auth-header", "auth_header", "PLUGBOARD_AUTH_HEADER_WASM"),
     ("auth-query", "auth_query", "PLUGBOARD_AUTH_QUERY_WASM"),
     ("auth-oauth", "auth_oauth", "PLUGBOARD_AUTH_OAUTH_WASM"),
+    (
+        "auth-client-credentials",
+        "auth_client_credentials",
+        "PLUGBOARD_AUTH_CLIENT_CREDENTIALS_WASM",
+    ),
 ];
 
 fn main() {

@@ -36,3 +36,7 @@ pub const AUTH_QUERY_WASM: &str = env!("PLUGBOARD_AUTH_QUERY_WASM");
 /// `tests/guests/auth-oauth`: OAuth 2.0 (code + PKCE, basic client auth)
 /// with the provider and API at `{allowed}`.
 pub const AUTH_OAUTH_WASM: &str = env!("PLUGBOARD_AUTH_OAUTH_WASM");
+
+/// `tests/guests/auth-client-credentials`: OAuth 2.0 client-credentials
+/// grant with the provider and API at `{allowed}`.
+pub const AUTH_CLIENT_CREDENTIALS_WASM: &str = env!("PLUGBOARD_AUTH_CLIENT_CREDENTIALS_WASM");

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use plugboard_tests::AUTH_OAUTH_WASM;
+use plugboard_tests::{AUTH_CLIENT_CREDENTIALS_WASM, AUTH_OAUTH_WASM};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -120,6 +120,9 @@ impl FakeProvider {
                             }
                             Some("refresh_token") => {
                                 !p.refuse_refresh && form.get("refresh_token") == p.refresh.as_ref()
+                            }
+                            Some("client_credentials") => {
+                                form.get("scope").map(String::as_str) == Some("reports")
                             }
                             _ => false,
                         };
@@ -419,4 +422,43 @@ async fn invalid_grant_needs_reauth_and_nothing_leaks() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_client_credentials_grant_needs_no_connect_flow() {
+    let host = Host::start(&[]);
+    let provider = FakeProvider::start().await;
+    let (status, body) = host.upload(AUTH_CLIENT_CREDENTIALS_WASM).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = host
+        .post(
+            "/instances",
+            json!({
+                "connector": body["id"], "name": "reports",
+                "config": { "allowed": provider.url, "second": "http://127.0.0.1:9" },
+                "credentials": { "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET },
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "ACTIVE", "{body}");
+    let inst = body["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let (status, body) = api_call(&host, &inst, &provider).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["status"], 200, "{body}");
+    }
+    // One token request for three calls, with basic client authentication.
+    let requests = provider.with(|p| p.token_requests.clone());
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["grant_type"], "client_credentials");
+    assert!(!requests[0].contains_key("client_secret"));
+    // There is no connect flow to start.
+    let start = host
+        .post(
+            &format!("/instances/{inst}/oauth2/start"),
+            json!({ "redirectUri": "https://a.test/cb" }),
+        )
+        .await;
+    assert_error(&start, 400, "NOT_OAUTH");
 }
