@@ -163,6 +163,17 @@ pub fn authorization_url(
     Ok(format!("{base}{sep}{query}"))
 }
 
+/// The `scope` parameter (space-delimited unless the manifest says
+/// otherwise), if any scopes are declared.
+fn scope(o: &OAuth2) -> Option<String> {
+    let delimiter = if o.scope_delimiter.is_empty() {
+        " "
+    } else {
+        &o.scope_delimiter
+    };
+    (!o.scopes.is_empty()).then(|| o.scopes.join(delimiter))
+}
+
 fn form(params: &[(String, String)]) -> String {
     params
         .iter()
