@@ -143,13 +143,8 @@ pub fn authorization_url(
         ("redirect_uri".into(), redirect_uri.into()),
         ("state".into(), state.into()),
     ];
-    if !o.scopes.is_empty() {
-        let delimiter = if o.scope_delimiter.is_empty() {
-            " "
-        } else {
-            &o.scope_delimiter
-        };
-        params.push(("scope".into(), o.scopes.join(delimiter)));
+    if let Some(scope) = scope(o) {
+        params.push(("scope".into(), scope));
     }
     if let Some(c) = challenge {
         params.push(("code_challenge".into(), c.into()));
@@ -342,13 +337,8 @@ pub async fn renew(
     if o.grant == "clientCredentials" {
         let url = render_url(&o.token_url, config)?;
         let mut params = vec![("grant_type".into(), "client_credentials".into())];
-        if !o.scopes.is_empty() {
-            let d = if o.scope_delimiter.is_empty() {
-                " "
-            } else {
-                &o.scope_delimiter
-            };
-            params.push(("scope".into(), o.scopes.join(d)));
+        if let Some(scope) = scope(o) {
+            params.push(("scope".into(), scope));
         }
         return token_request(broker, o, &url, creds, params)
             .await
