@@ -146,6 +146,19 @@ pub struct Settings {
     /// The master key from `PLUGBOARD_MASTER_KEY`, if set (otherwise the
     /// key file in the data directory is used).
     pub master_key: Option<crate::vault::Secret>,
+    /// Rule action delivery.
+    pub jobs: JobSettings,
+}
+
+/// How rule actions are delivered.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Attempts per job before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Backoff ceiling of the first retry; doubles per attempt (full jitter).
+    pub backoff: Duration,
+    /// Accept events and enqueue jobs, but run none (maintenance).
+    pub paused: bool,
 }
 
 /// Values that may come from flags or environment (all optional, so the file
@@ -200,6 +213,16 @@ pub struct Overrides {
     /// (1 disables retries).
     #[arg(long, env = "PLUGBOARD_EGRESS_RETRY_ATTEMPTS")]
     pub egress_retry_attempts: Option<u32>,
+    /// Attempts per rule action before it is dead-lettered.
+    #[arg(long, env = "PLUGBOARD_JOBS_MAX_ATTEMPTS")]
+    pub jobs_max_attempts: Option<u32>,
+    /// First retry backoff of rule actions, in milliseconds (doubles).
+    #[arg(long, env = "PLUGBOARD_JOBS_BACKOFF_MS")]
+    pub jobs_backoff_ms: Option<u64>,
+    /// Accept webhooks and enqueue rule actions, but run none until the
+    /// host starts without this flag.
+    #[arg(long, env = "PLUGBOARD_JOBS_PAUSED")]
+    pub jobs_paused: bool,
     /// Consecutive failures of an upstream that open its circuit.
     #[arg(long, env = "PLUGBOARD_EGRESS_BREAKER_THRESHOLD")]
     pub egress_breaker_threshold: Option<u32>,
@@ -314,6 +337,16 @@ impl Settings {
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
             // Read here, not as a flag: a key on the command line would show
             // in `ps` and shell history.
+            jobs: JobSettings {
+                max_attempts: count(overrides.jobs_max_attempts, 5, "jobs max_attempts", 100)?,
+                backoff: Duration::from_millis(
+                    overrides
+                        .jobs_backoff_ms
+                        .unwrap_or(1000)
+                        .clamp(1, 3_600_000),
+                ),
+                paused: overrides.jobs_paused,
+            },
             master_key: std::env::var(crate::vault::key::KEY_ENV)
                 .ok()
                 .filter(|v| !v.trim().is_empty())

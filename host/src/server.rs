@@ -57,6 +57,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     let state = AppState::new(store.clone(), runtime, vault, settings);
+    api::spawn_worker(state.clone());
     let app = api::router(state);
 
     // Scripts and tests read this line to learn the bound port.

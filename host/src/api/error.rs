@@ -267,7 +267,8 @@ fn guest_error(g: GuestError) -> ApiError {
 /// What a caller (or the rules engine) should do with an error code: retry
 /// later (temporary, rate-limited) or fix something first (configuration,
 /// permanent).
-fn category(code: &str) -> ErrorCategory {
+/// The category of an API error code.
+pub(crate) fn category(code: &str) -> ErrorCategory {
     use ErrorCategory as C;
     match code {
         "TIMEOUT_ERROR"
@@ -277,6 +278,7 @@ fn category(code: &str) -> ErrorCategory {
         | "UPSTREAM_ERROR"
         | "TEMPORARY_ERROR"
         | "CAPACITY_EXCEEDED"
+        | "OAUTH_TOKEN_ERROR"
         | "INTERNAL_ERROR" => C::Temporary,
         "RATE_LIMIT_EXCEEDED" => C::RateLimited,
         "HOST_DENIED"

@@ -502,30 +502,104 @@ pub async fn invoke(
     State(state): State<AppState>,
     Path((id, method)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let started = Instant::now();
     let outbound = wants_outbound(&query)?;
     let req: InvokeBody = read_json(body, state.settings.limits.max_request_bytes).await?;
-    let instance = load_instance(&state, &id)?;
-    let connector = load_connector(&state, &instance)?;
-    let validator = params_validator(&state, &connector, &method)?;
-    if let Some((summary, details)) = schema_errors(&validator, &req.parameters) {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255);
+            Some(k.ok_or_else(|| {
+                ApiError::bad_request(
+                    "INVALID_REQUEST",
+                    "`Idempotency-Key` must be 1-255 visible ASCII characters",
+                )
+            })?)
+        }
+    };
+    let done = invoke_method(&state, &id, &method, req.parameters, key, outbound).await?;
+    let mut answer = success(done.data, &done.invocation_id, started, done.outbound);
+    if done.replayed {
+        answer["replayed"] = json!(true);
+    }
+    Ok(Json(answer))
+}
+
+/// A finished invocation.
+pub(crate) struct Invoked {
+    /// The method's result.
+    pub data: Value,
+    /// Id of the invocation that produced it.
+    pub invocation_id: String,
+    /// The outbound summary, if asked for.
+    pub outbound: Option<Value>,
+    /// Whether it was a stored result (same idempotency key and parameters).
+    pub replayed: bool,
+}
+
+/// How long an idempotency key's result is kept.
+const IDEMPOTENCY_RETENTION_SECS: u64 = 24 * 3600;
+
+/// Validates parameters, honours an idempotency key, runs the method. Used
+/// by the API and by rule jobs.
+pub(crate) async fn invoke_method(
+    state: &AppState,
+    id: &str,
+    method: &str,
+    parameters: Value,
+    idempotency_key: Option<&str>,
+    outbound: bool,
+) -> ApiResult<Invoked> {
+    let instance = load_instance(state, id)?;
+    let connector = load_connector(state, &instance)?;
+    let validator = params_validator(state, &connector, method)?;
+    if let Some((summary, details)) = schema_errors(&validator, &parameters) {
         return Err(ApiError::bad_request(
             "INVALID_PARAMS",
             format!("invalid parameters: {summary}"),
         )
         .with_details(details));
     }
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let request_hash = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(
+            format!("{method}\0{parameters}").as_bytes(),
+        ))
+    };
+    let store_key = idempotency_key.map(|k| format!("{id}\0{k}"));
+    if let Some(key) = &store_key
+        && let Some(stored) = state.store.idempotent_result(key)?
+        && now_secs.saturating_sub(stored.stored_at) < IDEMPOTENCY_RETENTION_SECS
+    {
+        if stored.request_hash != request_hash {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "IDEMPOTENCY_CONFLICT",
+                "this Idempotency-Key was used with another method or other parameters",
+            ));
+        }
+        return Ok(Invoked {
+            data: stored.data,
+            invocation_id: stored.invocation_id,
+            outbound: None,
+            replayed: true,
+        });
+    }
     let invocation_id = new_invocation_id();
     let called = run(
-        &state,
+        state,
         &instance,
         &connector,
         &invocation_id,
         Call::Invoke {
-            method,
-            params: req.parameters.to_string(),
+            method: method.to_owned(),
+            params: parameters.to_string(),
         },
     )
     .await?;
@@ -538,7 +612,23 @@ pub async fn invoke(
         )
         .with_top("invocationId", json!(invocation_id))
     })?;
-    Ok(Json(success(data, &invocation_id, started, summary)))
+    if let Some(key) = &store_key {
+        state.store.put_idempotent_result(
+            key,
+            &crate::store::IdempotentResult {
+                request_hash,
+                data: data.clone(),
+                invocation_id: invocation_id.clone(),
+                stored_at: now_secs,
+            },
+        )?;
+    }
+    Ok(Invoked {
+        data,
+        invocation_id,
+        outbound: summary,
+        replayed: false,
+    })
 }
 
 /// The compiled params schema of a method; 404 `METHOD_NOT_FOUND` if the
@@ -591,7 +681,7 @@ fn new_invocation_id() -> String {
     format!("inv_{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     instance: &InstanceRecord,
     connector: &ConnectorRecord,

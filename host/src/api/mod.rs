@@ -9,6 +9,8 @@ mod credentials;
 mod error;
 mod instances;
 mod oauth;
+mod rules;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ use serde_json::json;
 
 pub use auth::{ADMIN_TOKEN_FILE, ensure_admin_token, write_owner_only};
 pub use error::{ApiError, ApiResult};
+pub use rules::spawn_worker;
 
 use crate::config::Settings;
 use crate::runtime::Runtime;
@@ -42,6 +45,8 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     /// OAuth refresh locks.
     pub oauth: Arc<crate::oauth::OAuth>,
+    /// Wakes the job worker when jobs are queued.
+    pub jobs: Arc<tokio::sync::Notify>,
     /// Compiled parameter validators per (digest, method): compiling a JSON
     /// Schema costs far more than validating against it.
     validators: Arc<Mutex<ValidatorCache>>,
@@ -63,6 +68,7 @@ impl AppState {
             runtime,
             vault,
             oauth: Arc::default(),
+            jobs: Arc::default(),
             settings: Arc::new(settings),
             validators: Arc::default(),
         }
@@ -94,6 +100,16 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/health", get(instances::health))
         .route("/instances/{id}/stats", get(instances::stats))
         .route("/instances/{id}/test", post(instances::test))
+        .route("/events", get(webhooks::list_events))
+        .route("/events/{id}", get(webhooks::show_event))
+        .route("/rules", post(rules::create).get(rules::list))
+        .route(
+            "/rules/{id}",
+            get(rules::show).put(rules::replace).delete(rules::delete),
+        )
+        .route("/jobs", get(rules::list_jobs))
+        .route("/jobs/{id}", get(rules::show_job))
+        .route("/jobs/{id}/replay", post(rules::replay))
         .route("/instances/{id}/oauth2/start", post(oauth::start))
         .route("/instances/{id}/oauth2/callback", post(oauth::callback))
         .route(
@@ -114,6 +130,8 @@ pub fn router(state: AppState) -> Router {
         // Where OAuth providers send the browser: no API token there; the
         // single-use state binds it to an instance.
         .route("/oauth2/callback", get(oauth::browser_callback))
+        // Webhooks carry no API token: the signature is the authentication.
+        .route("/v1/webhooks/{id}", post(webhooks::ingress))
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

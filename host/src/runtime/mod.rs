@@ -197,6 +197,8 @@ impl Envelope {
 pub enum Call {
     /// `test-connection`.
     TestConnection,
+    /// `handle-webhook(request)`; the output is [`WebhookOutput`] as JSON.
+    Webhook(WebhookInput),
     /// `invoke(method, params)`.
     Invoke {
         /// Method name.
@@ -212,6 +214,28 @@ pub struct Called {
     pub result: Result<String, InvokeError>,
     /// Every outbound attempt, in order.
     pub outbound: Vec<OutboundRecord>,
+}
+
+/// A verified webhook delivery for the guest.
+#[derive(Debug, Clone)]
+pub struct WebhookInput {
+    /// HTTP method.
+    pub method: String,
+    /// Raw query string.
+    pub query: String,
+    /// Headers (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+}
+
+/// What the guest made of a webhook delivery.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WebhookOutput {
+    /// The answer to send back: status, headers, body.
+    pub response: Option<(u16, Vec<(String, String)>, Vec<u8>)>,
+    /// Normalized events: kind, id, JSON payload text.
+    pub events: Vec<(String, String, String)>,
 }
 
 /// A compiled, pre-linked connector version, ready to instantiate.
@@ -511,6 +535,7 @@ impl Runtime {
         let (connector, invocation_id) = (invocation.connector.clone(), invocation.id.clone());
         let method = match &call {
             Call::TestConnection => "test-connection".to_owned(),
+            Call::Webhook(_) => "handle-webhook".to_owned(),
             Call::Invoke { method, .. } => method.clone(),
         };
         let mut store = self.new_store(invocation, policy, envelope);
@@ -564,6 +589,43 @@ impl Runtime {
                 .map_err(Stage::Instantiate)?;
             match call {
                 Call::TestConnection => instance.call_test_connection(&mut *store).await,
+                Call::Webhook(w) => {
+                    let request = wit::WebhookRequest {
+                        method: w.method,
+                        query: w.query,
+                        headers: w
+                            .headers
+                            .into_iter()
+                            .map(|(name, value)| wit::Header { name, value })
+                            .collect(),
+                        body: w.body,
+                    };
+                    instance
+                        .call_handle_webhook(&mut *store, &request)
+                        .await
+                        .map(|r| {
+                            r.map(|o| {
+                                let out = WebhookOutput {
+                                    response: o.response.map(|r| {
+                                        (
+                                            r.status,
+                                            r.headers
+                                                .into_iter()
+                                                .map(|h| (h.name, h.value))
+                                                .collect(),
+                                            r.body,
+                                        )
+                                    }),
+                                    events: o
+                                        .events
+                                        .into_iter()
+                                        .map(|e| (e.kind, e.id, e.payload))
+                                        .collect(),
+                                };
+                                serde_json::to_string(&out).unwrap_or_default()
+                            })
+                        })
+                }
                 Call::Invoke { method, params } => {
                     instance.call_invoke(&mut *store, &method, &params).await
                 }

@@ -127,6 +127,124 @@ pub struct OAuthState {
     pub expires_at: u64,
 }
 
+/// A normalized event a connector produced from a webhook delivery.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    /// Host id, time-ordered: `evt_` + 16 hex digits of microseconds + 8
+    /// random hex digits.
+    pub id: String,
+    /// The instance that received the delivery.
+    pub instance: String,
+    /// Its connector (`name@version`).
+    pub connector: String,
+    /// Event kind, e.g. `ticket.created`.
+    pub kind: String,
+    /// The connector's id of the event (upstream object id).
+    pub source_id: String,
+    /// The normalized payload.
+    pub payload: serde_json::Value,
+    /// Delivery id (header or payload), if the platform sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// RFC 3339 reception time.
+    pub received_at: String,
+}
+
+/// An operator's rule: when an event matches, run actions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRecord {
+    /// `rule_` + 32 hex.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether the rule runs.
+    pub enabled: bool,
+    /// What it matches.
+    pub trigger: crate::rules::Trigger,
+    /// What it does, in order.
+    pub actions: Vec<crate::rules::Action>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// State of an action job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// An attempt is running (reset to pending at start-up).
+    Running,
+    /// Done.
+    Succeeded,
+    /// Gave up; replay with `POST /v1/jobs/{id}/replay`.
+    Dead,
+}
+
+/// One action to run for one matched event (the outbox entry).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRecord {
+    /// `job_` + the event id's time part + random, so ids sort by time.
+    pub id: String,
+    /// The event that caused it.
+    pub event: String,
+    /// The rule and the action's index in it.
+    pub rule: String,
+    /// Index of the action in the rule.
+    pub action_index: usize,
+    /// Target instance and method.
+    pub instance: String,
+    /// Method name.
+    pub method: String,
+    /// Parameters, rendered from the rule's templates when enqueued.
+    pub parameters: serde_json::Value,
+    /// `event:rule:index`, passed as the invocation's idempotency key.
+    pub idempotency_key: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Unix milliseconds of the next attempt.
+    pub next_attempt_at: u64,
+    /// The last failure (code and message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<serde_json::Value>,
+    /// The invocation's result, once succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+/// A stored invocation result under an idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotentResult {
+    /// sha256 of method + canonical parameters.
+    pub request_hash: String,
+    /// The success answer's `data`.
+    pub data: serde_json::Value,
+    /// The original invocation id.
+    pub invocation_id: String,
+    /// Unix seconds when stored.
+    pub stored_at: u64,
+}
+
+/// Everything one accepted webhook delivery writes, atomically.
+pub struct DeliveryWrite<'a> {
+    /// `instance\0delivery id`, if the delivery has an id.
+    pub dedup_key: Option<String>,
+    /// Events the connector produced.
+    pub events: &'a [EventRecord],
+    /// Jobs of the rules they matched.
+    pub jobs: &'a [JobRecord],
+}
+
 /// Proof of the master key a store was sealed with: a known value sealed
 /// under it, checked at start-up.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -221,6 +339,33 @@ pub trait Store: Send + Sync + 'static {
     fn put_oauth_state(&self, state: &str, record: &OAuthState) -> StoreResult<()>;
     /// Removes and returns a pending OAuth flow (single use).
     fn take_oauth_state(&self, state: &str) -> StoreResult<Option<OAuthState>>;
+    /// Stores a delivery's events and jobs (and its dedup marker) in one
+    /// transaction; `false` (nothing written) if the delivery id was seen.
+    fn record_delivery(&self, delivery: &DeliveryWrite<'_>) -> StoreResult<bool>;
+    /// Whether a delivery dedup key was recorded.
+    fn delivery_seen(&self, key: &str) -> StoreResult<bool>;
+    /// Stored events, oldest first.
+    fn events(&self) -> StoreResult<Vec<EventRecord>>;
+    /// One event.
+    fn event(&self, id: &str) -> StoreResult<Option<EventRecord>>;
+    /// Creates or replaces a rule.
+    fn put_rule(&self, rule: &RuleRecord) -> StoreResult<()>;
+    /// One rule.
+    fn rule(&self, id: &str) -> StoreResult<Option<RuleRecord>>;
+    /// All rules.
+    fn rules(&self) -> StoreResult<Vec<RuleRecord>>;
+    /// Deletes a rule.
+    fn delete_rule(&self, id: &str) -> StoreResult<()>;
+    /// All jobs, oldest first.
+    fn jobs(&self) -> StoreResult<Vec<JobRecord>>;
+    /// One job.
+    fn job(&self, id: &str) -> StoreResult<Option<JobRecord>>;
+    /// Replaces a job.
+    fn put_job(&self, job: &JobRecord) -> StoreResult<()>;
+    /// A stored result under an idempotency key (`instance\0key`).
+    fn idempotent_result(&self, key: &str) -> StoreResult<Option<IdempotentResult>>;
+    /// Stores a result under an idempotency key.
+    fn put_idempotent_result(&self, key: &str, result: &IdempotentResult) -> StoreResult<()>;
     /// The master-key check value, if anything was ever sealed.
     fn vault_check(&self) -> StoreResult<Option<VaultCheck>>;
     /// Stores the master-key check value.

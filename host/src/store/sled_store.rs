@@ -14,8 +14,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{
-    ConnectorRecord, CredentialsRecord, InstanceRecord, OAuthState, Store, StoreError, StoreResult,
-    TokenRecord, VaultCheck,
+    ConnectorRecord, CredentialsRecord, DeliveryWrite, EventRecord, IdempotentResult,
+    InstanceRecord, JobRecord, OAuthState, RuleRecord, Store, StoreError, StoreResult, TokenRecord,
+    VaultCheck,
 };
 use crate::egress::budget::RateSpec;
 
@@ -28,6 +29,11 @@ const TOKENS: &str = "tokens";
 const CREDENTIALS: &str = "credentials";
 const VAULT: &str = "vault";
 const OAUTH_STATES: &str = "oauth_states";
+const EVENTS: &str = "events";
+const DELIVERIES: &str = "deliveries";
+const RULES: &str = "rules";
+const JOBS: &str = "jobs";
+const IDEMPOTENCY: &str = "idempotency";
 /// Key of the master-key check value in the `vault` tree.
 const CHECK: &str = "check";
 
@@ -43,6 +49,11 @@ pub struct SledStore {
     credentials: sled::Tree,
     vault: sled::Tree,
     oauth_states: sled::Tree,
+    events: sled::Tree,
+    deliveries: sled::Tree,
+    rules: sled::Tree,
+    jobs: sled::Tree,
+    idempotency: sled::Tree,
 }
 
 impl SledStore {
@@ -66,6 +77,11 @@ impl SledStore {
             credentials: tree(CREDENTIALS)?,
             vault: tree(VAULT)?,
             oauth_states: tree(OAUTH_STATES)?,
+            events: tree(EVENTS)?,
+            deliveries: tree(DELIVERIES)?,
+            rules: tree(RULES)?,
+            jobs: tree(JOBS)?,
+            idempotency: tree(IDEMPOTENCY)?,
             db,
         })
     }
@@ -279,6 +295,98 @@ impl Store for SledStore {
                 Ok(())
             }),
         )?;
+        self.durable(())
+    }
+
+    fn record_delivery(&self, delivery: &DeliveryWrite<'_>) -> StoreResult<bool> {
+        let events: Vec<(String, Vec<u8>)> = delivery
+            .events
+            .iter()
+            .map(|e| Ok((e.id.clone(), encode(e)?)))
+            .collect::<StoreResult<_>>()?;
+        let jobs: Vec<(String, Vec<u8>)> = delivery
+            .jobs
+            .iter()
+            .map(|j| Ok((j.id.clone(), encode(j)?)))
+            .collect::<StoreResult<_>>()?;
+        let now = crate::api::now();
+        let written = finish((&self.deliveries, &self.events, &self.jobs).transaction(
+            |(deliveries, ev, jb)| {
+                if let Some(key) = &delivery.dedup_key {
+                    if deliveries.get(key.as_bytes())?.is_some() {
+                        return Ok(false);
+                    }
+                    deliveries.insert(key.as_bytes(), now.as_bytes())?;
+                }
+                for (id, value) in &events {
+                    ev.insert(id.as_bytes(), value.as_slice())?;
+                }
+                for (id, value) in &jobs {
+                    jb.insert(id.as_bytes(), value.as_slice())?;
+                }
+                Ok(true)
+            },
+        ))?;
+        // Durable before the sender hears "accepted": a crash after the
+        // answer must not lose the event or its jobs.
+        self.durable(written)
+    }
+
+    fn delivery_seen(&self, key: &str) -> StoreResult<bool> {
+        self.deliveries.contains_key(key).map_err(backend)
+    }
+
+    fn events(&self) -> StoreResult<Vec<EventRecord>> {
+        all(&self.events, EVENTS)
+    }
+
+    fn event(&self, id: &str) -> StoreResult<Option<EventRecord>> {
+        get(&self.events, EVENTS, id)
+    }
+
+    fn put_rule(&self, rule: &RuleRecord) -> StoreResult<()> {
+        self.rules
+            .insert(&rule.id, encode(rule)?)
+            .map_err(backend)?;
+        self.durable(())
+    }
+
+    fn rule(&self, id: &str) -> StoreResult<Option<RuleRecord>> {
+        get(&self.rules, RULES, id)
+    }
+
+    fn rules(&self) -> StoreResult<Vec<RuleRecord>> {
+        all(&self.rules, RULES)
+    }
+
+    fn delete_rule(&self, id: &str) -> StoreResult<()> {
+        match self.rules.remove(id).map_err(backend)? {
+            Some(_) => self.durable(()),
+            None => Err(StoreError::NotFound(format!("rule {id}"))),
+        }
+    }
+
+    fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
+        all(&self.jobs, JOBS)
+    }
+
+    fn job(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        get(&self.jobs, JOBS, id)
+    }
+
+    fn put_job(&self, job: &JobRecord) -> StoreResult<()> {
+        self.jobs.insert(&job.id, encode(job)?).map_err(backend)?;
+        self.durable(())
+    }
+
+    fn idempotent_result(&self, key: &str) -> StoreResult<Option<IdempotentResult>> {
+        get(&self.idempotency, IDEMPOTENCY, key)
+    }
+
+    fn put_idempotent_result(&self, key: &str, result: &IdempotentResult) -> StoreResult<()> {
+        self.idempotency
+            .insert(key, encode(result)?)
+            .map_err(backend)?;
         self.durable(())
     }
 
