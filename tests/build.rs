@@ -24,6 +24,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("auth-header", "auth_header", "PLUGBOARD_AUTH_HEADER_WASM"),
     ("auth-query", "auth_query", "PLUGBOARD_AUTH_QUERY_WASM"),
     ("auth-oauth", "auth_oauth", "PLUGBOARD_AUTH_OAUTH_WASM"),
+    ("desk", "desk", "PLUGBOARD_DESK_WASM"),
     (
         "auth-client-credentials",
         "auth_client_credentials",

@@ -40,3 +40,7 @@ pub const AUTH_OAUTH_WASM: &str = env!("PLUGBOARD_AUTH_OAUTH_WASM");
 /// `tests/guests/auth-client-credentials`: OAuth 2.0 client-credentials
 /// grant with the provider and API at `{allowed}`.
 pub const AUTH_CLIENT_CREDENTIALS_WASM: &str = env!("PLUGBOARD_AUTH_CLIENT_CREDENTIALS_WASM");
+
+/// `tests/guests/desk`: signed webhooks (`X-Desk-Signature: sha256=<hex>`
+/// with `webhook_secret`) → events; `post_message` to `{base_url}/messages`.
+pub const DESK_WASM: &str = env!("PLUGBOARD_DESK_WASM");

@@ -229,11 +229,14 @@ pub struct WebhookInput {
     pub body: Vec<u8>,
 }
 
+/// The answer to a webhook sender: status, headers, body.
+pub type WebhookReply = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// What the guest made of a webhook delivery.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WebhookOutput {
     /// The answer to send back: status, headers, body.
-    pub response: Option<(u16, Vec<(String, String)>, Vec<u8>)>,
+    pub response: Option<WebhookReply>,
     /// Normalized events: kind, id, JSON payload text.
     pub events: Vec<(String, String, String)>,
 }

@@ -16,3 +16,4 @@ mod readme;
 mod rest;
 mod sandbox;
 mod upload;
+mod webhooks;

@@ -155,6 +155,14 @@ impl Host {
         }
     }
 
+    /// Kills the host with SIGKILL (a crash: no shutdown code runs).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            let _ = child.wait();
+        }
+    }
+
     /// Everything the host logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
