@@ -261,6 +261,19 @@ impl Manifest {
             rate.validate()
                 .map_err(|e| invalid("rateLimit", e.to_string()))?;
         }
+        if let Some(WebhookConfig {
+            scheme:
+                WebhookScheme::Stripe { tolerance_secs, .. }
+                | WebhookScheme::Slack { tolerance_secs, .. },
+            ..
+        }) = &self.webhook
+            && !(1..=3600).contains(tolerance_secs)
+        {
+            return Err(invalid(
+                "webhook.scheme.toleranceSecs",
+                format!("{tolerance_secs} must be 1-3600 seconds (Stripe and Slack use 300)"),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, m) in self.methods.iter().enumerate() {
             if !is_identifier(&m.name, false) {
