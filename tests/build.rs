@@ -25,6 +25,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("auth-query", "auth_query", "PLUGBOARD_AUTH_QUERY_WASM"),
     ("auth-oauth", "auth_oauth", "PLUGBOARD_AUTH_OAUTH_WASM"),
     ("desk", "desk", "PLUGBOARD_DESK_WASM"),
+    ("payhooks", "payhooks", "PLUGBOARD_PAYHOOKS_WASM"),
     (
         "auth-client-credentials",
         "auth_client_credentials",

@@ -44,3 +44,6 @@ pub const AUTH_CLIENT_CREDENTIALS_WASM: &str = env!("PLUGBOARD_AUTH_CLIENT_CREDE
 /// `tests/guests/desk`: signed webhooks (`X-Desk-Signature: sha256=<hex>`
 /// with `webhook_secret`) → events; `post_message` to `{base_url}/messages`.
 pub const DESK_WASM: &str = env!("PLUGBOARD_DESK_WASM");
+
+/// `tests/guests/payhooks`: Stripe-style signed webhooks (300 s tolerance).
+pub const PAYHOOKS_WASM: &str = env!("PLUGBOARD_PAYHOOKS_WASM");

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::Mac as _;
-use plugboard_tests::DESK_WASM;
+use plugboard_tests::{DESK_WASM, PAYHOOKS_WASM};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -385,4 +385,62 @@ async fn idempotency_keys_return_the_first_result() {
     assert_eq!(body["error"]["code"], "IDEMPOTENCY_CONFLICT");
     call("hello", "k-2").await.unwrap();
     assert_eq!(chat.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn stripe_style_deliveries_are_timed_and_deduplicated() {
+    let host = Host::start(&[]);
+    let (status, body) = host.upload(PAYHOOKS_WASM).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = host
+        .post(
+            "/instances",
+            json!({ "connector": "payhooks", "name": "pay", "credentials": { "signing_secret": "whsec_e2e_Kd9" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let inst = body["id"].as_str().unwrap().to_owned();
+    let payload = json!({ "id": "evt_1Abc", "type": "payment_intent.succeeded",
+                          "data": { "object": { "id": "pi_1", "amount": 2000 } } })
+    .to_string();
+    let header = |t: i64, body: &str| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"whsec_e2e_Kd9").unwrap();
+        mac.update(format!("{t}.{body}").as_bytes());
+        format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let send = |sig: String| {
+        host.client
+            .post(format!("{}/v1/webhooks/{inst}", host.url))
+            .header("stripe-signature", sig)
+            .body(payload.clone())
+            .send()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+
+    // Older than the tolerance, or a timestamp that does not match the
+    // signature: refused, and the guest never ran.
+    assert_eq!(
+        send(header(now - 301, &payload)).await.unwrap().status(),
+        401
+    );
+    let forged = header(now, &payload).replacen(&format!("t={now}"), &format!("t={}", now - 1), 1);
+    assert_eq!(send(forged).await.unwrap().status(), 401);
+    assert_eq!(invocations(&host, &inst).await, 0);
+
+    // Fresh: accepted once; the same delivery id again is a no-op success.
+    let first = send(header(now, &payload)).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let again = send(header(now, &payload)).await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(again.text().await.unwrap().contains("DUPLICATE"));
+    assert_eq!(invocations(&host, &inst).await, 1);
+    let (_, events) = host.get(&format!("/events?instance={inst}")).await;
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{events}");
+    assert_eq!(items[0]["kind"], "payment_intent.succeeded");
+    assert_eq!(items[0]["deliveryId"], "evt_1Abc");
+    assert_eq!(items[0]["payload"]["amount"], 2000);
 }
