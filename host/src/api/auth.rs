@@ -38,12 +38,137 @@ pub fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> anyhow::Result<
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     write_owner_only(&path, token.as_bytes())?;
     let record = TokenRecord {
-        id: format!("tok_{}", &hex::encode(token_hash(&token))[..12]),
-        scope: "admin".into(),
+        id: token_id(&token),
+        scope: ADMIN.into(),
+        name: Some("bootstrap admin".into()),
+        instances: Vec::new(),
         created_at: super::now(),
     };
     put(store, &token, &record)?;
     Ok(Some(path))
+}
+
+/// Scope of tokens that may do everything.
+pub const ADMIN: &str = "admin";
+/// Scope of tokens that may only call (and read) given instances.
+pub const INVOKE: &str = "invoke";
+
+fn token_id(token: &str) -> String {
+    format!("tok_{}", &hex::encode(token_hash(token))[..12])
+}
+
+/// A fresh random token.
+fn mint() -> String {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    format!("pb_{}", hex::encode(secret))
+}
+
+/// Whether an `invoke` token may make this request: call, test, read, or
+/// see the health and stats of one of its instances; nothing else.
+fn invoke_scope_allows(record: &TokenRecord, method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (id, rest) = match segs.as_slice() {
+        ["instances", id, rest @ ..] => (*id, rest),
+        _ => return false,
+    };
+    if !record.instances.iter().any(|i| i == id) {
+        return false;
+    }
+    match (method, rest) {
+        (&Method::GET, [] | ["health"] | ["stats"]) => true,
+        (&Method::POST, ["test"] | ["methods", _]) => true,
+        _ => false,
+    }
+}
+
+/// Body of `POST /v1/tokens`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    scope: String,
+    #[serde(default)]
+    instances: Vec<String>,
+}
+
+/// `POST /v1/tokens`: mints a token; the answer is the only time it is shown.
+pub async fn create_token(
+    State(state): State<AppState>,
+    body: axum::body::Body,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+    let req: CreateToken = super::read_json(body, state.settings.limits.max_request_bytes).await?;
+    if req.name.trim().is_empty() || req.name.len() > 128 {
+        return Err(ApiError::bad_request(
+            "INVALID_REQUEST",
+            "`name` must be 1-128 characters",
+        ));
+    }
+    match req.scope.as_str() {
+        ADMIN if !req.instances.is_empty() => {
+            return Err(ApiError::bad_request(
+                "INVALID_REQUEST",
+                "`instances` only applies to `invoke` tokens",
+            ));
+        }
+        ADMIN => {}
+        INVOKE => {
+            if req.instances.is_empty() {
+                return Err(ApiError::bad_request(
+                    "INVALID_REQUEST",
+                    "an `invoke` token needs `instances`",
+                ));
+            }
+            for i in &req.instances {
+                if state.store.instance(i)?.is_none() {
+                    return Err(ApiError::bad_request(
+                        "INVALID_REQUEST",
+                        format!("instance {i} does not exist"),
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                "INVALID_REQUEST",
+                format!("`scope` must be `admin` or `invoke`, not {other:?}"),
+            ));
+        }
+    }
+    let token = mint();
+    let record = TokenRecord {
+        id: token_id(&token),
+        scope: req.scope,
+        name: Some(req.name.trim().to_owned()),
+        instances: req.instances,
+        created_at: super::now(),
+    };
+    put(&*state.store, &token, &record)?;
+    tracing::info!(token = %record.id, scope = %record.scope, "token created");
+    let mut view = serde_json::to_value(&record).unwrap_or_default();
+    view["token"] = serde_json::json!(token);
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// `GET /v1/tokens`: ids, scopes, names; never the tokens.
+pub async fn list_tokens(
+    State(state): State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    Ok(axum::Json(
+        serde_json::json!({ "items": state.store.tokens()? }),
+    ))
+}
+
+/// `DELETE /v1/tokens/{id}`: revokes at once.
+pub async fn delete_token(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_token(&id)?;
+    tracing::info!(token = %id, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn put(store: &dyn Store, token: &str, record: &TokenRecord) -> StoreResult<()> {
@@ -103,6 +228,24 @@ pub async fn require_token(
             "invalid token",
         ));
     };
+    let allowed = match record.scope.as_str() {
+        ADMIN => true,
+        INVOKE => invoke_scope_allows(&record, request.method(), request.uri().path()),
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            format!(
+                "token {} ({} scope) may not {} {}",
+                record.id,
+                record.scope,
+                request.method(),
+                request.uri().path()
+            ),
+        ));
+    }
     request.extensions_mut().insert(record);
     Ok(next.run(request).await)
 }

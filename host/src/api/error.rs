@@ -287,7 +287,9 @@ pub(crate) fn category(code: &str) -> ErrorCategory {
         | "UNAUTHORIZED"
         | "INVALID_CONFIG"
         | "CREDENTIALS_REQUIRED"
-        | "CREDENTIALS_UNREADABLE" => C::Configuration,
+        | "CREDENTIALS_UNREADABLE"
+        | "WEBHOOK_SIGNATURE_INVALID"
+        | "FORBIDDEN" => C::Configuration,
         _ => C::Permanent,
     }
 }

@@ -100,6 +100,8 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/health", get(instances::health))
         .route("/instances/{id}/stats", get(instances::stats))
         .route("/instances/{id}/test", post(instances::test))
+        .route("/tokens", post(auth::create_token).get(auth::list_tokens))
+        .route("/tokens/{id}", axum::routing::delete(auth::delete_token))
         .route("/events", get(webhooks::list_events))
         .route("/events/{id}", get(webhooks::show_event))
         .route("/rules", post(rules::create).get(rules::list))

@@ -287,8 +287,15 @@ pub struct InstanceRecord {
 pub struct TokenRecord {
     /// Short public id, safe to log.
     pub id: String,
-    /// What the token may do, e.g. `admin`.
+    /// What the token may do: `admin` (everything) or `invoke` (call and
+    /// read the listed instances only).
     pub scope: String,
+    /// Operator's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// For `invoke` tokens: the instances they may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
 }
@@ -397,6 +404,10 @@ pub trait Store: Send + Sync + 'static {
     fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
     /// Whether any token exists (first start creates the admin token).
     fn has_tokens(&self) -> StoreResult<bool>;
+    /// All token records (never the tokens themselves).
+    fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Deletes the token with public id `id` (revocation, immediate).
+    fn delete_token(&self, id: &str) -> StoreResult<()>;
 
     /// Flushes buffered writes to disk.
     fn flush(&self) -> StoreResult<()>;

@@ -551,6 +551,22 @@ impl Store for SledStore {
             .transpose()
     }
 
+    fn tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        all(&self.tokens, TOKENS)
+    }
+
+    fn delete_token(&self, id: &str) -> StoreResult<()> {
+        for entry in self.tokens.iter() {
+            let (hash, value) = entry.map_err(backend)?;
+            let record: TokenRecord = decode(TOKENS, &value)?;
+            if record.id == id {
+                self.tokens.remove(hash).map_err(backend)?;
+                return self.durable(());
+            }
+        }
+        Err(StoreError::NotFound(format!("token {id}")))
+    }
+
     fn has_tokens(&self) -> StoreResult<bool> {
         Ok(!self.tokens.is_empty())
     }

@@ -15,5 +15,6 @@ mod oauth;
 mod readme;
 mod rest;
 mod sandbox;
+mod tokens;
 mod upload;
 mod webhooks;
