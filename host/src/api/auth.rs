@@ -77,11 +77,10 @@ fn invoke_scope_allows(record: &TokenRecord, method: &axum::http::Method, path: 
     if !record.instances.iter().any(|i| i == id) {
         return false;
     }
-    match (method, rest) {
-        (&Method::GET, [] | ["health"] | ["stats"]) => true,
-        (&Method::POST, ["test"] | ["methods", _]) => true,
-        _ => false,
-    }
+    matches!(
+        (method, rest),
+        (&Method::GET, [] | ["health"] | ["stats"]) | (&Method::POST, ["test"] | ["methods", _])
+    )
 }
 
 /// Body of `POST /v1/tokens`.

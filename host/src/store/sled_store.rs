@@ -679,6 +679,8 @@ mod tests {
                 &TokenRecord {
                     id: "t1".into(),
                     scope: "admin".into(),
+                    name: None,
+                    instances: Vec::new(),
                     created_at: "now".into(),
                 },
             )
