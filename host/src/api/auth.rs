@@ -211,21 +211,25 @@ pub async fn require_token(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
+    // Refusals happen before the handler reads the body.
+    let has_body = request.headers().contains_key(header::CONTENT_LENGTH)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let refuse = |e: ApiError| if has_body { e.body_unread() } else { e };
     let Some(token) = presented else {
-        return Err(ApiError::new(
+        return Err(refuse(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in <data-dir>/admin.token)",
-        ));
+        )));
     };
     // A sled point read is microseconds and mostly served from its cache, so
     // it runs inline rather than on a blocking thread.
     let Some(record) = state.store.token(&token_hash(token))? else {
-        return Err(ApiError::new(
+        return Err(refuse(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "invalid token",
-        ));
+        )));
     };
     let allowed = match record.scope.as_str() {
         ADMIN => true,
@@ -233,7 +237,7 @@ pub async fn require_token(
         _ => false,
     };
     if !allowed {
-        return Err(ApiError::new(
+        return Err(refuse(ApiError::new(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
             format!(
@@ -243,7 +247,7 @@ pub async fn require_token(
                 request.method(),
                 request.uri().path()
             ),
-        ));
+        )));
     }
     request.extensions_mut().insert(record);
     Ok(next.run(request).await)

@@ -28,6 +28,10 @@ pub struct ApiError {
     /// Extra top-level members of the error body (e.g. `invocationId`,
     /// `outbound`), next to `status` and `error`.
     pub extra: serde_json::Map<String, Value>,
+    /// The request body was left unread, so the connection cannot be
+    /// reused: the answer says `Connection: close`, or the client races a
+    /// half-closed socket.
+    pub body_unread: bool,
 }
 
 /// Result alias for handlers.
@@ -43,6 +47,7 @@ impl ApiError {
             details: None,
             retry_after: None,
             extra: serde_json::Map::new(),
+            body_unread: false,
         }
     }
 
@@ -73,6 +78,12 @@ impl ApiError {
         }));
         e.retry_after = Some((retry_after.as_secs_f64().ceil() as u32).max(1));
         e
+    }
+
+    /// Marks the request body as unread (see [`ApiError::body_unread`]).
+    pub fn body_unread(mut self) -> Self {
+        self.body_unread = true;
+        self
     }
 
     /// 400 with a code.
@@ -121,9 +132,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the body was not read, so the connection cannot be
-            // reused; say so, or clients race a half-closed socket.
+        if self.body_unread {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

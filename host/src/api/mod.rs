@@ -173,6 +173,7 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
             "PAYLOAD_TOO_LARGE",
             format!("request body exceeds the limit of {limit} bytes"),
         )
+        .body_unread()
     };
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
