@@ -563,21 +563,23 @@ pub(crate) async fn invoke_method(
         )
         .with_details(details));
     }
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let request_hash = {
+    let params = parameters.to_string();
+    // Only calls with an idempotency key pay for the hash and the lookup.
+    let idempotency = idempotency_key.map(|k| {
         use sha2::Digest as _;
-        hex::encode(sha2::Sha256::digest(
-            format!("{method}\0{parameters}").as_bytes(),
-        ))
-    };
-    let store_key = idempotency_key.map(|k| format!("{id}\0{k}"));
-    if let Some(key) = &store_key
+        let hash = sha2::Sha256::new()
+            .chain_update(method.as_bytes())
+            .chain_update([0])
+            .chain_update(params.as_bytes())
+            .finalize();
+        (format!("{id}\0{k}"), hex::encode(hash))
+    });
+    let now_secs = super::unix_ms() / 1000;
+    if let Some((key, request_hash)) = &idempotency
         && let Some(stored) = state.store.idempotent_result(key)?
         && now_secs.saturating_sub(stored.stored_at) < IDEMPOTENCY_RETENTION_SECS
     {
-        if stored.request_hash != request_hash {
+        if stored.request_hash != *request_hash {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "IDEMPOTENCY_CONFLICT",
@@ -599,7 +601,7 @@ pub(crate) async fn invoke_method(
         &invocation_id,
         Call::Invoke {
             method: method.to_owned(),
-            params: parameters.to_string(),
+            params,
         },
     )
     .await?;
@@ -612,9 +614,9 @@ pub(crate) async fn invoke_method(
         )
         .with_top("invocationId", json!(invocation_id))
     })?;
-    if let Some(key) = &store_key {
+    if let Some((key, request_hash)) = idempotency {
         state.store.put_idempotent_result(
-            key,
+            &key,
             &crate::store::IdempotentResult {
                 request_hash,
                 data: data.clone(),
@@ -705,10 +707,10 @@ pub(super) async fn run(
             ),
         ));
     }
-    if let AuthScheme::Oauth2(o) = &connector.manifest.auth.scheme {
-        super::oauth::ensure_fresh(state, &instance.id, o, None).await?;
-    }
-    let record = state.store.credentials(&instance.id)?;
+    let record = match &connector.manifest.auth.scheme {
+        AuthScheme::Oauth2(o) => Some(super::oauth::ensure_fresh(state, instance, o, None).await?),
+        _ => state.store.credentials(&instance.id)?,
+    };
     let creds = match &record {
         Some(record) => credentials::open(&state.vault, &instance.id, record)?,
         None => Default::default(),

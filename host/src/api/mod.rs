@@ -198,6 +198,13 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body, limit: usize)
     })
 }
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Current time, RFC 3339.
 pub fn now() -> String {
     time::OffsetDateTime::now_utc()

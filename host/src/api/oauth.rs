@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Body;
@@ -19,7 +18,7 @@ use super::{ApiError, ApiResult, AppState, credentials, read_json};
 use crate::egress::AuthPlan;
 use crate::manifest::{AuthScheme, OAuth2};
 use crate::oauth::{self, OAuthError};
-use crate::store::{ConnectorRecord, InstanceRecord, OAuthState};
+use crate::store::{ConnectorRecord, CredentialsRecord, InstanceRecord, OAuthState};
 
 /// The OAuth description of an instance's connector, or 400.
 fn provider(connector: &ConnectorRecord) -> ApiResult<&OAuth2> {
@@ -30,12 +29,6 @@ fn provider(connector: &ConnectorRecord) -> ApiResult<&OAuth2> {
             format!("connector {} does not use OAuth 2.0", connector.id),
         )),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn token_error(e: &OAuthError) -> ApiError {
@@ -109,7 +102,7 @@ pub async fn start(
         challenge.as_deref(),
     )
     .map_err(|e| token_error(&e))?;
-    let expires_at = unix_now() + oauth::STATE_TTL.as_secs();
+    let expires_at = super::unix_ms() / 1000 + oauth::STATE_TTL.as_secs();
     state.store.put_oauth_state(
         &flow_state,
         &OAuthState {
@@ -209,7 +202,7 @@ async fn complete(
     if instance_id.is_some_and(|id| id != flow.instance) {
         return Err(invalid());
     }
-    if unix_now() > flow.expires_at {
+    if super::unix_ms() / 1000 > flow.expires_at {
         return Err(ApiError::bad_request(
             "OAUTH_STATE_EXPIRED",
             "the OAuth state expired; start the connect flow again",
@@ -299,15 +292,30 @@ pub async fn disconnect(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Makes sure an OAuth instance has a usable access token before a call:
-/// refreshes (single-flight) when it expires within the margin, or when
-/// `stale` names the sealed token an upstream just refused.
+/// Makes sure an OAuth instance has a usable access token before a call
+/// and returns its credentials record: refreshes (single-flight) when the
+/// token expires within the margin, or when `stale` names the sealed token
+/// an upstream just refused.
+///
+/// A fresh token is the common case, so it is checked without the refresh
+/// lock: only calls that find the token due queue on the lock, and the
+/// first of them refreshes while the others then find it fresh.
 pub async fn ensure_fresh(
     state: &AppState,
-    id: &str,
+    instance: &InstanceRecord,
     o: &OAuth2,
     stale: Option<&str>,
-) -> ApiResult<()> {
+) -> ApiResult<CredentialsRecord> {
+    let id = instance.id.as_str();
+    if stale.is_none() {
+        if instance.status == oauth::REAUTH_REQUIRED {
+            return Err(reauth_error(instance));
+        }
+        let record = state.store.credentials(id)?.unwrap_or_default();
+        if !oauth::needs_renewal(&record) {
+            return Ok(record);
+        }
+    }
     let lock = state.oauth.lock(id);
     let _guard = lock.lock().await;
     // Re-read under the lock: whoever held it may have refreshed already.
@@ -325,7 +333,7 @@ pub async fn ensure_fresh(
         None => oauth::needs_renewal(&record),
     };
     if !due {
-        return Ok(());
+        return Ok(record);
     }
     let creds = credentials::open(&state.vault, id, &record)?;
     match oauth::renew(state.runtime.broker(), o, &instance.config, &creds).await {
@@ -335,7 +343,7 @@ pub async fn ensure_fresh(
             instance.status_reason = None;
             state.store.put_credentials(&instance, &record)?;
             tracing::info!(instance = %id, "OAuth access token renewed");
-            Ok(())
+            Ok(record)
         }
         Err(e) if e.needs_reauth() => {
             let instance = oauth::reauth(instance, format!("{e}; reconnect the instance"));
@@ -373,29 +381,24 @@ pub fn reauth_hook(
     connector: &ConnectorRecord,
     used_token: Option<String>,
 ) -> Option<crate::egress::Reauth> {
-    let AuthScheme::Oauth2(o) = &connector.manifest.auth.scheme else {
+    if !matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_)) {
         return None;
-    };
-    let (state, id, o, auth) = (
+    }
+    let (state, id, auth) = (
         state.clone(),
         id.to_owned(),
-        o.clone(),
         connector.manifest.auth.clone(),
     );
     let used = Arc::new(used_token);
     Some(Arc::new(move || {
-        let (state, id, o, auth, used) = (
-            state.clone(),
-            id.clone(),
-            o.clone(),
-            auth.clone(),
-            used.clone(),
-        );
+        let (state, id, auth, used) = (state.clone(), id.clone(), auth.clone(), used.clone());
         Box::pin(async move {
+            let AuthScheme::Oauth2(o) = &auth.scheme else {
+                return None;
+            };
             let stale = used.as_deref()?;
-            ensure_fresh(&state, &id, &o, Some(stale)).await.ok()?;
             let instance = state.store.instance(&id).ok()??;
-            let record = state.store.credentials(&id).ok()??;
+            let record = ensure_fresh(&state, &instance, o, Some(stale)).await.ok()?;
             let creds = credentials::open(&state.vault, &id, &record).ok()?;
             AuthPlan::build(&auth, &instance.config, &creds)
                 .ok()?

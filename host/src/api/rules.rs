@@ -2,7 +2,7 @@
 //! replay), plus the worker that runs jobs.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::instances::{invoke_method, load_connector};
-use super::{ApiError, ApiResult, AppState, now, read_json};
+use super::{ApiError, ApiResult, AppState, now, read_json, unix_ms};
 use crate::rules::{Action, Trigger, check_templates, check_trigger};
 use crate::store::{JobRecord, JobState, RuleRecord};
 
@@ -220,12 +220,6 @@ pub async fn replay(
     state.jobs.notify_one();
     tracing::info!(job = %id, "job replayed");
     Ok(Json(job))
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Runs due jobs until the process ends. Jobs left `running` by a crash are

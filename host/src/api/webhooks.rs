@@ -18,19 +18,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::instances::{load_connector, load_instance};
-use super::{ApiError, ApiResult, AppState, credentials, now, read_body};
+use super::{ApiError, ApiResult, AppState, credentials, now, read_body, unix_ms};
 use crate::runtime::{Call, WebhookInput, WebhookOutput};
 use crate::store::{DeliveryWrite, EventRecord, JobRecord, JobState};
 use crate::webhook::verify::verify;
 
 /// Largest webhook body accepted.
 const MAX_WEBHOOK_BYTES: usize = 1 << 20;
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// A time-ordered id: prefix, 16 hex digits of microseconds, 8 random.
 pub(crate) fn ordered_id(prefix: &str) -> String {
@@ -60,9 +54,7 @@ pub async fn ingress(
     let record = state.store.credentials(&id)?.unwrap_or_default();
     let creds = credentials::open(&state.vault, &id, &record)?;
     let secret = |field: &str| creds.get(field).map(|s| s.expose().to_owned());
-    let now_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now_unix = (unix_ms() / 1000) as i64;
     if let Err(e) = verify(&webhook.scheme, &headers, &body, &secret, now_unix) {
         tracing::warn!(instance = %id, reason = %e, "webhook refused");
         return Err(ApiError::new(
