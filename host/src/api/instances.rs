@@ -17,6 +17,7 @@ use super::connectors::resolve;
 use super::credentials;
 use super::{ApiError, ApiResult, AppState, now, read_json};
 use crate::egress::AuthPlan;
+use crate::egress::budget::BudgetKey;
 use crate::egress::{Allowlist, EgressPolicy, PatternError, millis};
 use crate::manifest::AuthScheme;
 use crate::runtime::{Call, Called, Envelope, Invocation};
@@ -731,9 +732,7 @@ pub(super) async fn run(
         allowlist: Arc::new(allowlist),
         instance_rate: instance.limits.rate_limit,
         upstream_rate: connector.effective_rate_limit(),
-        // Instances with the same credentials share the upstream budget;
-        // those without share one per upstream.
-        credential: (!creds.is_empty()).then(|| Arc::from(state.vault.fingerprint(&creds))),
+        credential: credential_identity(state, connector, &instance.id, &creds).map(Arc::from),
         credentials: Arc::new(creds),
         auth: auth.map(Arc::new),
         reauth: super::oauth::reauth_hook(state, &instance.id, connector, used_token),
@@ -759,6 +758,23 @@ pub(super) async fn run(
         }
     }
     Ok(called)
+}
+
+/// Who the shared upstream budget is keyed by: instances with the same
+/// credentials share it (a keyed fingerprint, so equal tokens meet without
+/// the key revealing them); an OAuth instance is its own account (its
+/// tokens rotate, the account does not); instances without credentials
+/// share one budget per upstream (`None`).
+fn credential_identity(
+    state: &AppState,
+    connector: &ConnectorRecord,
+    instance: &str,
+    creds: &crate::vault::Credentials,
+) -> Option<String> {
+    if matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_)) {
+        return Some(format!("oauth:{instance}"));
+    }
+    (!creds.is_empty()).then(|| state.vault.fingerprint(creds))
 }
 
 /// `GET /v1/instances/{id}/health`: the circuits of the upstreams the
@@ -787,9 +803,16 @@ pub async fn health(
     }
     upstreams.sort();
     upstreams.dedup();
+    // The same budget keys the instance's requests use.
+    let cred_record = state.store.credentials(&id)?;
+    let creds = match &cred_record {
+        Some(record) => credentials::open(&state.vault, &id, record)?,
+        None => Default::default(),
+    };
+    let credential = credential_identity(&state, &connector, &id, &creds);
     let budgets = broker.budgets().snapshot();
-    let budget_view = |key: &str| {
-        budgets.iter().find(|b| b.key.0 == key).map(|b| {
+    let budget_view = |key: &BudgetKey| {
+        budgets.iter().find(|b| b.key == *key).map(|b| {
             json!({
                 "key": b.key.0,
                 "rateLimit": b.spec,
@@ -819,8 +842,7 @@ pub async fn health(
                 "half_open" => worse("degraded"),
                 _ => {}
             }
-            // Credentials arrive with the vault; see `run`.
-            let budget = budget_view(&format!("upstream:{u}|cred:none"));
+            let budget = budget_view(&BudgetKey::upstream(u, credential.as_deref()));
             if budget.as_ref().is_some_and(|b| !b["pausedUntil"].is_null()) {
                 worse("degraded");
             }
@@ -849,9 +871,7 @@ pub async fn health(
         ));
     }
     let oauth_managed = matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_));
-    let expires_at = state
-        .store
-        .credentials(&id)?
+    let expires_at = cred_record
         .filter(|_| !oauth_managed)
         .and_then(|c| c.expires_at)
         .and_then(|e| {
@@ -877,7 +897,7 @@ pub async fn health(
         "instanceStatus": instance.status,
         "warnings": warnings,
         "upstreams": items,
-        "budget": budget_view(&format!("instance:{id}")),
+        "budget": budget_view(&BudgetKey::instance(&id)),
     })))
 }
 

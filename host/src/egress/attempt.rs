@@ -257,13 +257,12 @@ impl Outbound {
     /// The budgets a request draws from: the shared (upstream, credential)
     /// one first (the one learning applies to), then the instance's.
     fn budget_keys(&self) -> Vec<(BudgetKey, Option<RateSpec>)> {
-        let credential = self.policy.credential.as_deref().unwrap_or("none");
         let mut keys = vec![(
-            BudgetKey(format!("upstream:{}|cred:{credential}", self.upstream)),
+            BudgetKey::upstream(&self.upstream, self.policy.credential.as_deref()),
             self.policy.upstream_rate,
         )];
         if let (Some(instance), Some(rate)) = (&self.caller.instance, self.policy.instance_rate) {
-            keys.push((BudgetKey(format!("instance:{instance}")), Some(rate)));
+            keys.push((BudgetKey::instance(instance), Some(rate)));
         }
         keys
     }

@@ -148,6 +148,23 @@ impl RateSpec {
 #[derive(Clone, Hash, Eq, PartialEq, Ord, PartialOrd, Debug)]
 pub struct BudgetKey(pub String);
 
+impl BudgetKey {
+    /// The budget shared by every request to `upstream` (`scheme://host:port`)
+    /// made with the credential `credential` (an identity, never a secret;
+    /// `None`: requests without credentials).
+    pub fn upstream(upstream: &str, credential: Option<&str>) -> Self {
+        Self(format!(
+            "upstream:{upstream}|cred:{}",
+            credential.unwrap_or("none")
+        ))
+    }
+
+    /// The instance's own budget.
+    pub fn instance(instance: &str) -> Self {
+        Self(format!("instance:{instance}"))
+    }
+}
+
 impl fmt::Display for BudgetKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -516,3 +516,45 @@ async fn an_instance_can_narrow_the_manifest_hosts() {
     );
     assert!(e["message"].as_str().unwrap().contains("perMs"), "{e}");
 }
+
+#[tokio::test]
+async fn health_shows_the_budget_a_credentialed_instance_draws_from() {
+    let host = Host::start(&[]);
+    let upstream = Scripted::start().await;
+    let (status, body) = host.upload(plugboard_tests::AUTH_BEARER_WASM).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = host
+        .post(
+            "/instances",
+            json!({
+                "connector": body["id"], "name": "acct",
+                "config": { "allowed": upstream.url, "second": upstream.url },
+                "credentials": { "token": "tok-health-1" },
+                "limits": { "timeoutMs": 1000 },
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let inst = body["id"].as_str().unwrap().to_owned();
+    // A 429 with `Retry-After: 2` pauses the budget of this upstream and
+    // this credential (no retry fits the 1 s deadline).
+    let (status, body) = host
+        .invoke(
+            &inst,
+            "fetch",
+            json!({ "url": format!("{}/limited", upstream.url) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["status"], 429, "{body}");
+    let (_, h) = host.get(&format!("/instances/{inst}/health")).await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    let budget = &h["upstreams"][0]["budget"];
+    assert!(!budget["pausedUntil"].is_null(), "{h}");
+    let key = budget["key"].as_str().unwrap();
+    assert!(
+        key.contains("|cred:cred_"),
+        "keyed by the credential: {key}"
+    );
+    assert!(!h.to_string().contains("tok-health-1"));
+}
