@@ -440,7 +440,7 @@ pub async fn test(
 fn record_test_result(
     state: &AppState,
     id: &str,
-    result: &Result<String, crate::runtime::InvokeError>,
+    result: &Result<crate::runtime::Output, crate::runtime::InvokeError>,
 ) {
     use crate::runtime::InvokeError as E;
     let (status, reason) = match result {
@@ -486,7 +486,7 @@ fn finish(
 ) -> ApiResult<(String, Option<Value>)> {
     let summary =
         outbound.then(|| Value::Array(called.outbound.iter().map(|r| r.to_json()).collect()));
-    match called.result {
+    match called.result.and_then(crate::runtime::Output::into_text) {
         Ok(output) => Ok((output, summary)),
         Err(e) => {
             let mut e = ApiError::from(e).with_top("invocationId", json!(invocation_id));

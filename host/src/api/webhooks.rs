@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::instances::{load_connector, load_instance};
 use super::{ApiError, ApiResult, AppState, credentials, now, read_body, unix_ms};
-use crate::runtime::{Call, WebhookInput, WebhookOutput};
+use crate::runtime::{Call, WebhookInput};
 use crate::store::{DeliveryWrite, EventRecord, JobRecord, JobState};
 use crate::webhook::verify::verify;
 
@@ -95,8 +95,8 @@ pub async fn ingress(
     .await?;
     let output = called
         .result
+        .and_then(crate::runtime::Output::into_webhook)
         .map_err(|e| ApiError::from(e).with_top("invocationId", json!(invocation_id)))?;
-    let output: WebhookOutput = serde_json::from_str(&output).map_err(ApiError::internal)?;
 
     let received_at = now();
     let mut events = Vec::new();

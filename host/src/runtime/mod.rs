@@ -208,10 +208,41 @@ pub enum Call {
     },
 }
 
+/// What a call produced.
+#[derive(Debug)]
+pub enum Output {
+    /// `invoke`'s JSON text or `test-connection`'s summary.
+    Text(String),
+    /// `handle-webhook`'s answer and events.
+    Webhook(WebhookOutput),
+}
+
+impl Output {
+    /// The text of an `invoke` or `test-connection` call.
+    pub fn into_text(self) -> Result<String, InvokeError> {
+        match self {
+            Self::Text(t) => Ok(t),
+            Self::Webhook(_) => Err(InvokeError::Internal(
+                "a webhook call's output was read as text".into(),
+            )),
+        }
+    }
+
+    /// The outcome of a `handle-webhook` call.
+    pub fn into_webhook(self) -> Result<WebhookOutput, InvokeError> {
+        match self {
+            Self::Webhook(w) => Ok(w),
+            Self::Text(_) => Err(InvokeError::Internal(
+                "a text output was read as a webhook outcome".into(),
+            )),
+        }
+    }
+}
+
 /// The result of one call and the outbound attempts it made.
 pub struct Called {
     /// The guest's output, or why there is none.
-    pub result: Result<String, InvokeError>,
+    pub result: Result<Output, InvokeError>,
     /// Every outbound attempt, in order.
     pub outbound: Vec<OutboundRecord>,
 }
@@ -233,7 +264,7 @@ pub struct WebhookInput {
 pub type WebhookReply = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// What the guest made of a webhook delivery.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct WebhookOutput {
     /// The answer to send back: status, headers, body.
     pub response: Option<WebhookReply>,
@@ -583,7 +614,7 @@ impl Runtime {
         loaded: &Loaded,
         envelope: Envelope,
         call: Call,
-    ) -> Result<String, Failure> {
+    ) -> Result<Output, Failure> {
         let result = tokio::time::timeout(envelope.timeout, async {
             let instance = loaded
                 .pre
@@ -591,7 +622,10 @@ impl Runtime {
                 .await
                 .map_err(Stage::Instantiate)?;
             match call {
-                Call::TestConnection => instance.call_test_connection(&mut *store).await,
+                Call::TestConnection => instance
+                    .call_test_connection(&mut *store)
+                    .await
+                    .map(|r| r.map(Output::Text)),
                 Call::Webhook(w) => {
                     let request = wit::WebhookRequest {
                         method: w.method,
@@ -608,7 +642,7 @@ impl Runtime {
                         .await
                         .map(|r| {
                             r.map(|o| {
-                                let out = WebhookOutput {
+                                Output::Webhook(WebhookOutput {
                                     response: o.response.map(|r| {
                                         (
                                             r.status,
@@ -624,14 +658,14 @@ impl Runtime {
                                         .into_iter()
                                         .map(|e| (e.kind, e.id, e.payload))
                                         .collect(),
-                                };
-                                serde_json::to_string(&out).unwrap_or_default()
+                                })
                             })
                         })
                 }
-                Call::Invoke { method, params } => {
-                    instance.call_invoke(&mut *store, &method, &params).await
-                }
+                Call::Invoke { method, params } => instance
+                    .call_invoke(&mut *store, &method, &params)
+                    .await
+                    .map(|r| r.map(Output::Text)),
             }
             .map_err(Stage::Call)
         })
