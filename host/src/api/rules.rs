@@ -227,7 +227,7 @@ pub async fn replay(
 /// repeat after a finished invocation return its stored result).
 pub fn spawn_worker(state: AppState) {
     tokio::spawn(async move {
-        if let Ok(jobs) = state.store.jobs() {
+        if let Ok(jobs) = state.store.unfinished_jobs() {
             for mut job in jobs.into_iter().filter(|j| j.state == JobState::Running) {
                 job.state = JobState::Pending;
                 let _ = state.store.put_job(&job);
@@ -241,7 +241,7 @@ pub fn spawn_worker(state: AppState) {
         }
         loop {
             let now = unix_ms();
-            let jobs = state.store.jobs().unwrap_or_default();
+            let jobs = state.store.unfinished_jobs().unwrap_or_default();
             let mut next_due: Option<u64> = None;
             for job in jobs.into_iter().filter(|j| j.state == JobState::Pending) {
                 if job.next_attempt_at <= now {

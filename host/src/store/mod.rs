@@ -64,6 +64,13 @@ pub struct ConnectorRecord {
     pub rate_limit: Option<RateSpec>,
 }
 
+impl JobState {
+    /// Whether the worker still has to run it.
+    pub fn unfinished(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
 impl ConnectorRecord {
     /// The rate of the shared (upstream, credential) budget: the operator's
     /// override, else the manifest's default, else none.
@@ -365,6 +372,9 @@ pub trait Store: Send + Sync + 'static {
     fn delete_rule(&self, id: &str) -> StoreResult<()>;
     /// All jobs, oldest first.
     fn jobs(&self) -> StoreResult<Vec<JobRecord>>;
+    /// Jobs still to run (`pending` or `running`), oldest first, read
+    /// through an index so the worker never scans finished jobs.
+    fn unfinished_jobs(&self) -> StoreResult<Vec<JobRecord>>;
     /// One job.
     fn job(&self, id: &str) -> StoreResult<Option<JobRecord>>;
     /// Replaces a job.

@@ -33,6 +33,8 @@ const EVENTS: &str = "events";
 const DELIVERIES: &str = "deliveries";
 const RULES: &str = "rules";
 const JOBS: &str = "jobs";
+/// Ids of unfinished jobs (values empty): the worker's to-do list.
+const JOBS_UNFINISHED: &str = "jobs_unfinished";
 const IDEMPOTENCY: &str = "idempotency";
 /// Key of the master-key check value in the `vault` tree.
 const CHECK: &str = "check";
@@ -53,6 +55,7 @@ pub struct SledStore {
     deliveries: sled::Tree,
     rules: sled::Tree,
     jobs: sled::Tree,
+    jobs_unfinished: sled::Tree,
     idempotency: sled::Tree,
 }
 
@@ -81,6 +84,7 @@ impl SledStore {
             deliveries: tree(DELIVERIES)?,
             rules: tree(RULES)?,
             jobs: tree(JOBS)?,
+            jobs_unfinished: tree(JOBS_UNFINISHED)?,
             idempotency: tree(IDEMPOTENCY)?,
             db,
         })
@@ -304,29 +308,38 @@ impl Store for SledStore {
             .iter()
             .map(|e| Ok((e.id.clone(), encode(e)?)))
             .collect::<StoreResult<_>>()?;
-        let jobs: Vec<(String, Vec<u8>)> = delivery
+        let jobs: Vec<(&JobRecord, Vec<u8>)> = delivery
             .jobs
             .iter()
-            .map(|j| Ok((j.id.clone(), encode(j)?)))
+            .map(|j| Ok((j, encode(j)?)))
             .collect::<StoreResult<_>>()?;
         let now = crate::api::now();
-        let written = finish((&self.deliveries, &self.events, &self.jobs).transaction(
-            |(deliveries, ev, jb)| {
-                if let Some(key) = &delivery.dedup_key {
-                    if deliveries.get(key.as_bytes())?.is_some() {
-                        return Ok(false);
+        let written = finish(
+            (
+                &self.deliveries,
+                &self.events,
+                &self.jobs,
+                &self.jobs_unfinished,
+            )
+                .transaction(|(deliveries, ev, jb, unfinished)| {
+                    if let Some(key) = &delivery.dedup_key {
+                        if deliveries.get(key.as_bytes())?.is_some() {
+                            return Ok(false);
+                        }
+                        deliveries.insert(key.as_bytes(), now.as_bytes())?;
                     }
-                    deliveries.insert(key.as_bytes(), now.as_bytes())?;
-                }
-                for (id, value) in &events {
-                    ev.insert(id.as_bytes(), value.as_slice())?;
-                }
-                for (id, value) in &jobs {
-                    jb.insert(id.as_bytes(), value.as_slice())?;
-                }
-                Ok(true)
-            },
-        ))?;
+                    for (id, value) in &events {
+                        ev.insert(id.as_bytes(), value.as_slice())?;
+                    }
+                    for (job, value) in &jobs {
+                        jb.insert(job.id.as_bytes(), value.as_slice())?;
+                        if job.state.unfinished() {
+                            unfinished.insert(job.id.as_bytes(), &[])?;
+                        }
+                    }
+                    Ok(true)
+                }),
+        )?;
         // Durable before the sender hears "accepted": a crash after the
         // answer must not lose the event or its jobs.
         self.durable(written)
@@ -374,8 +387,31 @@ impl Store for SledStore {
         get(&self.jobs, JOBS, id)
     }
 
+    fn unfinished_jobs(&self) -> StoreResult<Vec<JobRecord>> {
+        let mut out = Vec::new();
+        for id in self.jobs_unfinished.iter().keys() {
+            let id = id.map_err(backend)?;
+            if let Some(value) = self.jobs.get(&id).map_err(backend)? {
+                out.push(decode(JOBS, &value)?);
+            }
+        }
+        Ok(out)
+    }
+
     fn put_job(&self, job: &JobRecord) -> StoreResult<()> {
-        self.jobs.insert(&job.id, encode(job)?).map_err(backend)?;
+        let value = encode(job)?;
+        let unfinished = job.state.unfinished();
+        finish(
+            (&self.jobs, &self.jobs_unfinished).transaction(|(jobs, index)| {
+                jobs.insert(job.id.as_bytes(), value.as_slice())?;
+                if unfinished {
+                    index.insert(job.id.as_bytes(), &[])?;
+                } else {
+                    index.remove(job.id.as_bytes())?;
+                }
+                Ok(())
+            }),
+        )?;
         self.durable(())
     }
 
@@ -580,6 +616,7 @@ impl Store for SledStore {
 mod tests {
     use super::*;
     use crate::manifest::Manifest;
+    use crate::store::JobState;
 
     fn connector(id: &str, digest: &str) -> ConnectorRecord {
         let (name, version) = id.split_once('@').unwrap();
@@ -638,6 +675,57 @@ mod tests {
         assert!(store.component_bytes("d2").unwrap().is_none());
         drop(store);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn only_unfinished_jobs_are_on_the_workers_list() {
+        let (store, dir) = temp_store();
+        let job = |id: &str, state| JobRecord {
+            id: id.into(),
+            event: "evt_1".into(),
+            rule: "rule_1".into(),
+            action_index: 0,
+            instance: "i1".into(),
+            method: "m".into(),
+            parameters: serde_json::json!({}),
+            idempotency_key: "k".into(),
+            state,
+            attempts: 0,
+            next_attempt_at: 0,
+            last_error: None,
+            result: None,
+            created_at: "now".into(),
+            updated_at: "now".into(),
+        };
+        let jobs = [
+            job("job_1", JobState::Pending),
+            job("job_2", JobState::Dead),
+        ];
+        let written = store
+            .record_delivery(&DeliveryWrite {
+                dedup_key: None,
+                events: &[],
+                jobs: &jobs,
+            })
+            .unwrap();
+        assert!(written);
+        let ids = |s: &SledStore| -> Vec<String> {
+            s.unfinished_jobs()
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect()
+        };
+        assert_eq!(ids(&store), ["job_1"]);
+        store.put_job(&job("job_1", JobState::Running)).unwrap();
+        assert_eq!(ids(&store), ["job_1"]);
+        store.put_job(&job("job_1", JobState::Succeeded)).unwrap();
+        assert!(ids(&store).is_empty());
+        store.put_job(&job("job_2", JobState::Pending)).unwrap();
+        assert_eq!(ids(&store), ["job_2"]);
+        assert_eq!(store.jobs().unwrap().len(), 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
