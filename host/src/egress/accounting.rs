@@ -77,7 +77,7 @@ impl InstanceStats {
         if let Some(c) = category {
             *self.errors.entry(c.as_str()).or_default() += 1;
         }
-        self.bytes_out += r.bytes_out.load(Ordering::Relaxed);
+        self.bytes_out += r.bytes_out;
         self.bytes_in += r.bytes_in.load(Ordering::Relaxed);
         if !r.outcome.reached_upstream() {
             return;
@@ -188,16 +188,16 @@ mod tests {
 
     fn record(outcome: OutboundOutcome, decision: Decision, ms: u64) -> OutboundRecord {
         OutboundRecord {
-            method: "GET".into(),
-            upstream: Arc::from("http://127.0.0.1:9"),
-            attempt: 1,
-            decision,
-            queued: Duration::ZERO,
-            outcome,
-            body_error: None,
             elapsed: Duration::from_millis(ms),
-            bytes_out: Arc::new(AtomicU64::new(3)),
+            bytes_out: 3,
             bytes_in: Arc::new(AtomicU64::new(10)),
+            ..OutboundRecord::new(
+                "GET".into(),
+                Arc::from("http://127.0.0.1:9"),
+                1,
+                decision,
+                outcome,
+            )
         }
     }
 

@@ -21,7 +21,6 @@
 //! can be repeated; connector requests are small API calls, and the cap
 //! bounds the memory.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -303,16 +302,16 @@ impl Outbound {
         push(
             &self.journal,
             OutboundRecord {
-                method: self.method.to_string(),
-                upstream: self.upstream.clone(),
-                attempt,
-                decision,
                 queued,
-                outcome,
-                body_error: None,
                 elapsed,
-                bytes_out: Arc::new(AtomicU64::new(bytes_out)),
-                bytes_in: Arc::default(),
+                bytes_out,
+                ..OutboundRecord::new(
+                    self.method.to_string(),
+                    self.upstream.clone(),
+                    attempt,
+                    decision,
+                    outcome,
+                )
             },
         )
     }

@@ -123,18 +123,7 @@ impl EgressHooks {
             method = %method, %upstream, reason = ?outcome, "outbound request refused");
         push(
             &self.journal,
-            OutboundRecord {
-                method: method.to_string(),
-                upstream,
-                attempt: 1,
-                decision: Decision::Denied,
-                queued: Duration::ZERO,
-                outcome,
-                body_error: None,
-                elapsed: Duration::ZERO,
-                bytes_out: Arc::default(),
-                bytes_in: Arc::default(),
-            },
+            OutboundRecord::new(method.to_string(), upstream, 1, Decision::Denied, outcome),
         );
         Box::new(async move { Err(code) })
     }

@@ -154,13 +154,36 @@ pub struct OutboundRecord {
     pub body_error: Option<OutboundOutcome>,
     /// Time from sending to response headers (or failure).
     pub elapsed: Duration,
-    /// Request body bytes sent.
-    pub bytes_out: Arc<AtomicU64>,
+    /// Request body bytes sent (the body is buffered, so known up front).
+    pub bytes_out: u64,
     /// Response body bytes received so far.
     pub bytes_in: Arc<AtomicU64>,
 }
 
 impl OutboundRecord {
+    /// A record of an attempt that has not been timed yet: nothing queued,
+    /// sent or received (the sender fills in what happened).
+    pub fn new(
+        method: String,
+        upstream: Arc<str>,
+        attempt: u32,
+        decision: Decision,
+        outcome: OutboundOutcome,
+    ) -> Self {
+        Self {
+            method,
+            upstream,
+            attempt,
+            decision,
+            queued: Duration::ZERO,
+            outcome,
+            body_error: None,
+            elapsed: Duration::ZERO,
+            bytes_out: 0,
+            bytes_in: Arc::default(),
+        }
+    }
+
     /// `METHOD scheme://host:port`, for messages.
     pub fn target(&self) -> String {
         format!("{} {}", self.method, self.upstream)
@@ -181,7 +204,7 @@ impl OutboundRecord {
             "decision": self.decision.as_str(),
             "queuedMs": millis(self.queued),
             "latencyMs": millis(self.elapsed),
-            "bytesOut": self.bytes_out.load(Ordering::Relaxed),
+            "bytesOut": self.bytes_out,
             "bytesIn": self.bytes_in.load(Ordering::Relaxed),
         });
         if let OutboundOutcome::Status(s) = self.outcome {
@@ -217,23 +240,23 @@ impl OutboundJournal {
         self.records.push(record);
         self.records.len() - 1
     }
+}
 
-    /// The attempt that best explains a failed invocation, if the host saw
-    /// one: a refusal first, then a limit, a rate budget, an open circuit, a
-    /// timeout, a transport failure.
-    pub fn explanation(&self) -> Option<(&OutboundRecord, &OutboundOutcome)> {
-        self.records
-            .iter()
-            .flat_map(|r| {
-                [Some(&r.outcome), r.body_error.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .map(move |o| (r, o))
-            })
-            .filter_map(|(r, o)| o.rank().map(|k| (k, r, o)))
-            .min_by_key(|(k, _, _)| *k)
-            .map(|(_, r, o)| (r, o))
-    }
+/// The attempt that best explains a failed invocation, if the host saw
+/// one: a refusal first, then a limit, a rate budget, an open circuit, a
+/// timeout, a transport failure.
+pub fn explanation(records: &[OutboundRecord]) -> Option<(&OutboundRecord, &OutboundOutcome)> {
+    records
+        .iter()
+        .flat_map(|r| {
+            [Some(&r.outcome), r.body_error.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(move |o| (r, o))
+        })
+        .filter_map(|(r, o)| o.rank().map(|k| (k, r, o)))
+        .min_by_key(|(k, _, _)| *k)
+        .map(|(_, r, o)| (r, o))
 }
 
 #[cfg(test)]
@@ -242,16 +265,15 @@ mod tests {
 
     fn record(outcome: OutboundOutcome) -> OutboundRecord {
         OutboundRecord {
-            method: "GET".into(),
-            upstream: Arc::from("https://api.example.com:443"),
-            attempt: 1,
-            decision: Decision::Allowed,
-            queued: Duration::ZERO,
-            outcome,
-            body_error: None,
             elapsed: Duration::from_micros(1500),
-            bytes_out: Arc::default(),
             bytes_in: Arc::new(AtomicU64::new(42)),
+            ..OutboundRecord::new(
+                "GET".into(),
+                Arc::from("https://api.example.com:443"),
+                1,
+                Decision::Allowed,
+                outcome,
+            )
         }
     }
 
@@ -259,18 +281,18 @@ mod tests {
     fn explanation_prefers_refusals_and_ignores_statuses() {
         let mut j = OutboundJournal::default();
         j.push(record(OutboundOutcome::Status(503)));
-        assert!(j.explanation().is_none());
+        assert!(explanation(&j.records).is_none());
         j.push(record(OutboundOutcome::Failed("reset".into())));
         j.push(record(OutboundOutcome::Unavailable {
             reason: "open".into(),
             retry_after: Duration::from_secs(3),
         }));
-        let (_, o) = j.explanation().unwrap();
+        let (_, o) = explanation(&j.records).unwrap();
         assert!(matches!(o, OutboundOutcome::Unavailable { .. }), "{o:?}");
         let mut body = record(OutboundOutcome::Status(200));
         body.body_error = Some(OutboundOutcome::Limit("too big".into()));
         j.push(body);
-        let (r, o) = j.explanation().unwrap();
+        let (r, o) = explanation(&j.records).unwrap();
         assert_eq!(o, &OutboundOutcome::Limit("too big".into()));
         assert_eq!(r.outcome, OutboundOutcome::Status(200));
     }

@@ -39,5 +39,7 @@ pub(crate) use auth::{encode as percent_encode, render as render_template};
 pub use broker::Broker;
 pub use hooks::{Caller, EgressHooks, EgressPolicy, IDEMPOTENT_HEADER, Reauth};
 pub use ip::{ForbiddenAddress, IpPolicy};
-pub use journal::{Decision, OutboundJournal, OutboundOutcome, OutboundRecord, millis};
+pub use journal::{
+    Decision, OutboundJournal, OutboundOutcome, OutboundRecord, explanation, millis,
+};
 pub use pattern::{Allowlist, HostPattern, HostRule, PatternError, upstream_of};

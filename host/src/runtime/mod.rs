@@ -593,7 +593,7 @@ impl Runtime {
                 error = outcome.category().map(|c| c.as_str()),
                 latency_ms = crate::egress::millis(r.elapsed),
                 queued_ms = crate::egress::millis(r.queued),
-                bytes_out = r.bytes_out.load(Ordering::Relaxed),
+                bytes_out = r.bytes_out,
                 bytes_in = r.bytes_in.load(Ordering::Relaxed),
                 "outbound request");
         }
@@ -694,10 +694,7 @@ enum Failure {
 /// The guest failed: if the host saw why (a refused, rate-limited or
 /// unreachable upstream), report that instead of the guest's paraphrase.
 fn explain(guest_error: GuestError, outbound: &[OutboundRecord]) -> InvokeError {
-    let journal = crate::egress::OutboundJournal {
-        records: outbound.to_vec(),
-    };
-    let Some((record, outcome)) = journal.explanation() else {
+    let Some((record, outcome)) = crate::egress::explanation(outbound) else {
         return InvokeError::Guest(guest_error);
     };
     let target = record.target();
