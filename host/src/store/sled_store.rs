@@ -141,6 +141,11 @@ fn abort<T>(e: StoreError) -> Result<T, ConflictableTransactionError<StoreError>
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// A store result inside a transaction closure: errors abort it.
+fn in_tx<T>(r: StoreResult<T>) -> Result<T, ConflictableTransactionError<StoreError>> {
+    r.map_err(ConflictableTransactionError::Abort)
+}
+
 fn read_count(
     t: &TransactionalTree,
     key: &str,
@@ -163,10 +168,7 @@ impl Store for SledStore {
             (&self.connectors, &self.blobs, &self.artifacts).transaction(
                 |(connectors, blobs, artifacts)| {
                     if let Some(existing) = connectors.get(&record.id)? {
-                        let existing: ConnectorRecord = match decode(CONNECTORS, &existing) {
-                            Ok(r) => r,
-                            Err(e) => return abort(e),
-                        };
+                        let existing: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
                         if existing.digest == record.digest {
                             return Ok(false);
                         }
@@ -207,10 +209,7 @@ impl Store for SledStore {
                             "connector {id} is used by {in_use} instance(s); delete them first"
                         )));
                     }
-                    let record: ConnectorRecord = match decode(CONNECTORS, &existing) {
-                        Ok(r) => r,
-                        Err(e) => return abort(e),
-                    };
+                    let record: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
                     connectors.remove(id)?;
                     blobs.remove(record.digest.as_bytes())?;
                     artifacts.remove(record.digest.as_bytes())?;
@@ -500,10 +499,7 @@ impl Store for SledStore {
             let Some(existing) = instances.get(&record.id)? else {
                 return abort(StoreError::NotFound(format!("instance {}", record.id)));
             };
-            let existing: InstanceRecord = match decode(INSTANCES, &existing) {
-                Ok(r) => r,
-                Err(e) => return abort(e),
-            };
+            let existing: InstanceRecord = in_tx(decode(INSTANCES, &existing))?;
             // The connector reference count is keyed by it; moving an
             // instance to another connector is not an update.
             if existing.connector != record.connector {
@@ -527,15 +523,9 @@ impl Store for SledStore {
             let Some(existing) = connectors.get(id)? else {
                 return abort(StoreError::NotFound(format!("connector {id}")));
             };
-            let mut record: ConnectorRecord = match decode(CONNECTORS, &existing) {
-                Ok(r) => r,
-                Err(e) => return abort(e),
-            };
+            let mut record: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
             record.rate_limit = rate_limit;
-            let value = match encode(&record) {
-                Ok(v) => v,
-                Err(e) => return abort(e),
-            };
+            let value = in_tx(encode(&record))?;
             connectors.insert(id.as_bytes(), value.as_slice())?;
             Ok(record)
         }))?;
@@ -558,10 +548,7 @@ impl Store for SledStore {
                         return abort(StoreError::NotFound(format!("instance {id}")));
                     };
                     creds.remove(id)?;
-                    let record: InstanceRecord = match decode(INSTANCES, &existing) {
-                        Ok(r) => r,
-                        Err(e) => return abort(e),
-                    };
+                    let record: InstanceRecord = in_tx(decode(INSTANCES, &existing))?;
                     let count = read_count(refs, &record.connector)?;
                     refs.insert(
                         record.connector.as_bytes(),
