@@ -128,10 +128,14 @@ fn check_instance(
             ApiError::bad_request("INVALID_REQUEST", format!("limits.rateLimit: {e}"))
         })?;
     }
-    Allowlist::resolve(&connector.manifest.hosts, config)
+    let allowlist = Allowlist::resolve(&connector.manifest.hosts, config)
         .map_err(|e| ApiError::bad_request("INVALID_CONFIG", format!("invalid config: {e}")))?;
-    allowlist_for(connector, config, limits)
-        .map_err(|e| ApiError::bad_request("INVALID_REQUEST", format!("limits.allowedHosts: {e}")))
+    match &limits.allowed_hosts {
+        Some(hosts) => allowlist.narrowed(hosts, config).map_err(|e| {
+            ApiError::bad_request("INVALID_REQUEST", format!("limits.allowedHosts: {e}"))
+        }),
+        None => Ok(allowlist),
+    }
 }
 
 /// `POST /v1/instances`.
@@ -226,18 +230,26 @@ pub struct PutCredentials {
     expires_at: Option<String>,
 }
 
-/// For OAuth connectors the tokens are the host's, not the operator's:
-/// replacing the client credentials keeps them (and their expiry).
-fn keep_oauth_tokens(
+/// Validates and seals `value` as all of the instance's credentials, sets
+/// the status they imply (whatever the last test said no longer holds) and
+/// stores both at once. `expires_at`: `Some` sets the expiry, `None` keeps
+/// the stored one. For OAuth connectors the tokens are the host's, not the
+/// operator's: replacing the client credentials keeps them (and their
+/// expiry).
+fn replace_credentials(
     state: &AppState,
     connector: &ConnectorRecord,
-    id: &str,
-    mut sealed: CredentialsRecord,
+    record: &mut InstanceRecord,
+    value: &Value,
+    expires_at: Option<Option<String>>,
 ) -> ApiResult<CredentialsRecord> {
-    if !matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_)) {
-        return Ok(sealed);
-    }
-    if let Some(old) = state.store.credentials(id)? {
+    credentials::validate(&connector.manifest, value)?;
+    let old = state.store.credentials(&record.id)?;
+    let expires_at = expires_at.unwrap_or_else(|| old.as_ref().and_then(|o| o.expires_at.clone()));
+    let mut sealed = credentials::seal(&state.vault, &record.id, value, expires_at);
+    if matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_))
+        && let Some(old) = old
+    {
         for field in [crate::oauth::ACCESS_TOKEN, crate::oauth::REFRESH_TOKEN] {
             sealed.fields.remove(field);
             if let Some(v) = old.fields.get(field) {
@@ -246,6 +258,8 @@ fn keep_oauth_tokens(
         }
         sealed.expires_at = old.expires_at;
     }
+    (record.status, record.status_reason) = initial_status(connector, &record.id, Some(&sealed));
+    state.store.put_credentials(record, &sealed)?;
     Ok(sealed)
 }
 
@@ -258,13 +272,14 @@ pub async fn put_credentials(
     let req: PutCredentials = read_json(body, state.settings.limits.max_request_bytes).await?;
     let mut record = load_instance(&state, &id)?;
     let connector = load_connector(&state, &record)?;
-    credentials::validate(&connector.manifest, &req.credentials)?;
     let expires_at = credentials::parse_expiry(req.expires_at.as_deref())?;
-    let sealed = credentials::seal(&state.vault, &id, &req.credentials, expires_at);
-    let sealed = keep_oauth_tokens(&state, &connector, &id, sealed)?;
-    // New credentials: whatever the last test said no longer holds.
-    (record.status, record.status_reason) = initial_status(&connector, &id, Some(&sealed));
-    state.store.put_credentials(&record, &sealed)?;
+    let sealed = replace_credentials(
+        &state,
+        &connector,
+        &mut record,
+        &req.credentials,
+        Some(expires_at),
+    )?;
     tracing::info!(instance = %id, fields = ?sealed.fields.keys().collect::<Vec<_>>(), "credentials replaced");
     let allowlist = allowlist_for(&connector, &record.config, &record.limits).ok();
     Ok(Json(instance_view(
@@ -359,15 +374,13 @@ pub async fn update(
     }
     let allowlist = check_instance(&connector, &record.config, &record.limits)?;
     let creds = match &req.credentials {
-        Some(c) => {
-            credentials::validate(&connector.manifest, c)?;
-            let expires_at = state.store.credentials(&id)?.and_then(|r| r.expires_at);
-            let sealed = credentials::seal(&state.vault, &id, c, expires_at);
-            let sealed = keep_oauth_tokens(&state, &connector, &id, sealed)?;
-            (record.status, record.status_reason) = initial_status(&connector, &id, Some(&sealed));
-            state.store.put_credentials(&record, &sealed)?;
-            Some(sealed)
-        }
+        Some(c) => Some(replace_credentials(
+            &state,
+            &connector,
+            &mut record,
+            c,
+            None,
+        )?),
         None => {
             state.store.update_instance(&record)?;
             state.store.credentials(&id)?
@@ -822,29 +835,20 @@ pub async fn health(
         })
     };
     let now = Instant::now();
-    let mut status = "healthy";
-    let mut worse = |s: &'static str| {
-        let rank = |s: &str| {
-            ["healthy", "degraded", "unavailable"]
-                .iter()
-                .position(|x| *x == s)
-        };
-        if rank(s) > rank(status) {
-            status = s;
-        }
-    };
+    let mut status = Health::Healthy;
+    let mut worse = |s: Health| status = status.max(s);
     let items: Vec<Value> = upstreams
         .iter()
         .map(|u| {
             let c = broker.breakers().state(u, now);
             match c.state.as_str() {
-                "open" => worse("unavailable"),
-                "half_open" => worse("degraded"),
+                "open" => worse(Health::Unavailable),
+                "half_open" => worse(Health::Degraded),
                 _ => {}
             }
             let budget = budget_view(&BudgetKey::upstream(u, credential.as_deref()));
             if budget.as_ref().is_some_and(|b| !b["pausedUntil"].is_null()) {
-                worse("degraded");
+                worse(Health::Degraded);
             }
             json!({
                 "upstream": u,
@@ -859,7 +863,7 @@ pub async fn health(
         .collect();
     let mut warnings = Vec::new();
     if instance.status != ACTIVE {
-        worse("degraded");
+        worse(Health::Degraded);
         warnings.push(format!(
             "instance status is {}{}",
             instance.status,
@@ -880,10 +884,10 @@ pub async fn health(
     if let Some(at) = expires_at {
         let left = at - time::OffsetDateTime::now_utc();
         if left <= time::Duration::ZERO {
-            worse("unavailable");
+            worse(Health::Unavailable);
             warnings.push(format!("credentials expired at {}", rfc3339(at.into())));
         } else if left <= CREDENTIAL_EXPIRY_WARNING {
-            worse("degraded");
+            worse(Health::Degraded);
             warnings.push(format!(
                 "credentials expire at {} (in {} h); rotate them with PUT /v1/instances/{id}/credentials",
                 rfc3339(at.into()),
@@ -899,6 +903,15 @@ pub async fn health(
         "upstreams": items,
         "budget": budget_view(&BudgetKey::instance(&id)),
     })))
+}
+
+/// An instance's overall health; the worst finding wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Health {
+    Healthy,
+    Degraded,
+    Unavailable,
 }
 
 /// How long before credentials expire health starts warning.
