@@ -35,17 +35,7 @@ impl AuthUpstream {
             let (log, check) = (log.clone(), check.clone());
             async move {
                 let (parts, _) = req.into_parts();
-                let r = Received {
-                    method: parts.method.to_string(),
-                    path: parts.uri.path().to_owned(),
-                    query: parts.uri.query().map(str::to_owned),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                        .collect(),
-                    body: Vec::new(),
-                };
+                let r = Received::new(&parts, Vec::new());
                 let ok = r.path != "/me" || check(&r);
                 log.lock().unwrap().push(r);
                 if ok {

@@ -82,17 +82,12 @@ impl Host {
         let data_dir = root.path().join("plugboard-data");
         let log_path = root.path().join(format!("host-{}.log", uuid_like()));
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(HOST_BIN)
+        let mut child = host_command(env)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .args(&defaults)
             .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("PLUGBOARD_MASTER_KEY")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -319,6 +314,23 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
+impl Received {
+    /// What arrived: request line parts and headers, plus the body read.
+    pub fn new(parts: &axum::http::request::Parts, body: Vec<u8>) -> Received {
+        Received {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+            body,
+        }
+    }
+}
+
 /// A small HTTP server on 127.0.0.1 standing in for a platform's API. It
 /// behaves like a typical JSON REST API: list/create with proper status
 /// codes, JSON error bodies, and a few scripted failures.
@@ -341,17 +353,9 @@ impl FakeUpstream {
                 let (parts, body) = req.into_parts();
                 let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
                 let path = parts.uri.path().to_owned();
-                log.lock().unwrap().push(Received {
-                    method: parts.method.to_string(),
-                    path: path.clone(),
-                    query: parts.uri.query().map(str::to_owned),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                        .collect(),
-                    body: body.clone(),
-                });
+                log.lock()
+                    .unwrap()
+                    .push(Received::new(&parts, body.clone()));
                 let j = |status: u16, v: Value| {
                     (StatusCode::from_u16(status).unwrap(), axum::Json(v)).into_response()
                 };
@@ -397,16 +401,24 @@ impl FakeUpstream {
     }
 }
 
-/// Runs the host binary to completion (bounded: 60 s) with `args` and
-/// `env`; returns (success, stdout, stderr).
-pub fn run_host(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut child = Command::new(HOST_BIN)
-        .args(args)
+/// The host binary with the tests' environment: info logs, no backtraces
+/// (they slow every store drop), no inherited master key, plus `env`.
+fn host_command(env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(HOST_BIN);
+    command
         .env("RUST_LOG", "info")
         .env_remove("RUST_BACKTRACE")
         .env_remove("PLUGBOARD_MASTER_KEY")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs the host binary to completion (bounded: 60 s) with `args` and
+/// `env`; returns (success, stdout, stderr).
+pub fn run_host(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut child = host_command(env)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
