@@ -28,6 +28,8 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Runs the host until SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    crate::metrics::install();
+    crate::metrics::spawn_upkeep();
     let store = open_store(&settings)?;
     // Before anything listens: a wrong master key must stop the start.
     let vault = Arc::new(crate::vault::open::open(

@@ -106,12 +106,17 @@ async fn brokered_get(
     );
     assert!(records.len() == 1 && records[0].decision == Decision::Allowed);
     if let Some(instance) = &caller.instance {
-        broker.accounting().record(instance, &records);
+        broker
+            .usage()
+            .record_outbound(instance, "bench@1", &records, std::time::SystemTime::now());
     }
+    plugboard::metrics::outbound(&records);
     bytes
 }
 
 fn main() {
+    // Record metrics as the host does, so their cost is in the figures.
+    plugboard::metrics::install();
     let calls: usize = std::env::var("PLUGBOARD_BENCH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -400,7 +400,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_instance(&id)?;
-    state.runtime.broker().accounting().forget(&id);
+    state.runtime.broker().usage().forget(&id);
     tracing::info!(instance = %id, "instance deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -429,16 +429,28 @@ pub async fn test(
     let connector = load_connector(&state, &instance)?;
     let started = Instant::now();
     let invocation_id = new_invocation_id();
-    let called = run(
+    let summary = async {
+        let called = run(
+            &state,
+            &instance,
+            &connector,
+            &invocation_id,
+            Call::TestConnection,
+        )
+        .await?;
+        record_test_result(&state, &id, &called.result);
+        finish(called, &invocation_id, outbound)
+    }
+    .await;
+    super::observe::record_call(
         &state,
-        &instance,
+        &id,
         &connector,
-        &invocation_id,
-        Call::TestConnection,
-    )
-    .await?;
-    record_test_result(&state, &id, &called.result);
-    let summary = finish(called, &invocation_id, outbound)?;
+        super::observe::TEST_CONNECTION,
+        started,
+        &summary,
+    );
+    let summary = summary?;
     Ok(Json(success(
         json!({ "message": summary.0, "instanceStatus": ACTIVE }),
         &invocation_id,
@@ -569,7 +581,35 @@ pub(crate) async fn invoke_method(
 ) -> ApiResult<Invoked> {
     let instance = load_instance(state, id)?;
     let connector = load_connector(state, &instance)?;
-    let validator = params_validator(state, &connector, method)?;
+    let started = Instant::now();
+    let result = invoke_loaded(
+        state,
+        &instance,
+        &connector,
+        method,
+        parameters,
+        idempotency_key,
+        outbound,
+    )
+    .await;
+    // A replayed result ran nothing: it is not a call.
+    if !result.as_ref().is_ok_and(|r| r.replayed) {
+        super::observe::record_call(state, id, &connector, method, started, &result);
+    }
+    result
+}
+
+async fn invoke_loaded(
+    state: &AppState,
+    instance: &InstanceRecord,
+    connector: &ConnectorRecord,
+    method: &str,
+    parameters: Value,
+    idempotency_key: Option<&str>,
+    outbound: bool,
+) -> ApiResult<Invoked> {
+    let id = instance.id.as_str();
+    let validator = params_validator(state, connector, method)?;
     if let Some((summary, details)) = schema_errors(&validator, &parameters) {
         return Err(ApiError::bad_request(
             "INVALID_PARAMS",
@@ -610,8 +650,8 @@ pub(crate) async fn invoke_method(
     let invocation_id = new_invocation_id();
     let called = run(
         state,
-        &instance,
-        &connector,
+        instance,
+        connector,
         &invocation_id,
         Call::Invoke {
             method: method.to_owned(),
@@ -804,7 +844,7 @@ pub async fn health(
     let broker = state.runtime.broker();
     // Upstreams it has called, plus the exact hosts it may call (wildcards
     // name no single upstream).
-    let mut upstreams = broker.accounting().upstreams(&id);
+    let mut upstreams = broker.usage().upstreams(&id);
     if let Ok(allowlist) = allowlist_for(&connector, &instance.config, &instance.limits) {
         upstreams.extend(
             allowlist
@@ -895,11 +935,34 @@ pub async fn health(
             ));
         }
     }
+    let recent = broker.usage().recent(&id, SystemTime::now());
+    let error_rate = if recent.calls == 0 {
+        0.0
+    } else {
+        recent.failed as f64 / recent.calls as f64
+    };
+    if recent.calls >= ERROR_RATE_MIN_CALLS && error_rate >= ERROR_RATE_DEGRADED {
+        worse(Health::Degraded);
+        warnings.push(format!(
+            "{} of the last {} calls failed (within {})",
+            recent.failed,
+            recent.calls,
+            crate::usage::HEALTH_WINDOW
+        ));
+    }
     Ok(Json(json!({
         "instance": id,
         "status": status,
         "instanceStatus": instance.status,
         "warnings": warnings,
+        "lastSuccessAt": recent.last_success.map(rfc3339),
+        "lastFailure": recent.last_failure.map(|(at, code)| json!({ "at": rfc3339(at), "code": code })),
+        "recent": {
+            "window": crate::usage::HEALTH_WINDOW.to_string(),
+            "calls": recent.calls,
+            "failed": recent.failed,
+            "errorRate": error_rate,
+        },
         "upstreams": items,
         "budget": budget_view(&BudgetKey::instance(&id)),
     })))
@@ -914,23 +977,31 @@ enum Health {
     Unavailable,
 }
 
+/// Health is `degraded` when at least this share of recent calls failed…
+const ERROR_RATE_DEGRADED: f64 = 0.5;
+/// …out of at least this many (one failed call alone says little).
+const ERROR_RATE_MIN_CALLS: u64 = 5;
+
 /// How long before credentials expire health starts warning.
 const CREDENTIAL_EXPIRY_WARNING: time::Duration = time::Duration::days(7);
 
-/// `GET /v1/instances/{id}/stats`: outbound counts, errors by category and
-/// latency percentiles since the host started.
+/// `GET /v1/instances/{id}/stats?window=`: calls (by outcome code,
+/// category and method, durations) and outbound attempts (decisions,
+/// statuses, bytes, latency, per upstream) over the window.
 pub async fn stats(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
+    let window = super::observe::window(&query)?;
     load_instance(&state, &id)?;
-    let mut stats = state.runtime.broker().accounting().stats(&id);
+    let mut stats = state
+        .runtime
+        .broker()
+        .usage()
+        .stats(&id, window, SystemTime::now());
     stats["instance"] = json!(id);
     Ok(Json(stats))
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use crate::usage::rfc3339;

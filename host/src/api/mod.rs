@@ -9,6 +9,7 @@ mod credentials;
 mod error;
 mod instances;
 mod oauth;
+mod observe;
 mod rules;
 mod webhooks;
 
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
             "/rules/{id}",
             get(rules::show).put(rules::replace).delete(rules::delete),
         )
+        .route("/usage", get(observe::usage))
         .route("/jobs", get(rules::list_jobs))
         .route("/jobs/{id}", get(rules::show_job))
         .route("/jobs/{id}/replay", post(rules::replay))
@@ -127,6 +129,13 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    // Prometheus scrapes with a bearer token like any API client.
+    let metrics = Router::new()
+        .route("/metrics", get(observe::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         // Where OAuth providers send the browser: no API token there; the
@@ -135,8 +144,10 @@ pub fn router(state: AppState) -> Router {
         // Webhooks carry no API token: the signature is the authentication.
         .route("/v1/webhooks/{id}", post(webhooks::ingress))
         .nest("/v1", v1)
+        .merge(metrics)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(observe::track))
         .with_state(state)
 }
 

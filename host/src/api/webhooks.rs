@@ -85,18 +85,31 @@ pub async fn ingress(
         body: body.to_vec(),
     };
     let invocation_id = format!("inv_{}", uuid::Uuid::new_v4().simple());
-    let called = super::instances::run(
+    let started = std::time::Instant::now();
+    let output = async {
+        let called = super::instances::run(
+            &state,
+            &instance,
+            &connector,
+            &invocation_id,
+            Call::Webhook(input),
+        )
+        .await?;
+        called
+            .result
+            .and_then(crate::runtime::Output::into_webhook)
+            .map_err(|e| ApiError::from(e).with_top("invocationId", json!(invocation_id)))
+    }
+    .await;
+    super::observe::record_call(
         &state,
-        &instance,
+        &id,
         &connector,
-        &invocation_id,
-        Call::Webhook(input),
-    )
-    .await?;
-    let output = called
-        .result
-        .and_then(crate::runtime::Output::into_webhook)
-        .map_err(|e| ApiError::from(e).with_top("invocationId", json!(invocation_id)))?;
+        super::observe::HANDLE_WEBHOOK,
+        started,
+        &output,
+    );
+    let output = output?;
 
     let received_at = now();
     let mut events = Vec::new();

@@ -136,6 +136,15 @@ impl BreakerState {
             Self::HalfOpen => "half_open",
         }
     }
+
+    /// The metrics gauge value: 0 closed, 1 half-open, 2 open.
+    pub fn level(self) -> f64 {
+        match self {
+            Self::Closed => 0.0,
+            Self::HalfOpen => 1.0,
+            Self::Open => 2.0,
+        }
+    }
 }
 
 /// A point-in-time view of one circuit.

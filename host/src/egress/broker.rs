@@ -1,15 +1,15 @@
 //! The process-wide half of the broker: the outbound client, the egress
 //! settings, and the state every invocation's hooks share — rate budgets,
-//! circuit breakers and the outbound accounting.
+//! circuit breakers and the per-instance usage figures.
 
 use std::sync::Arc;
 
-use super::accounting::Accounting;
 use super::breaker::Breakers;
 use super::budget::Budgets;
 use super::client::OutboundClient;
 use super::ip::IpPolicy;
 use crate::config::EgressSettings;
+use crate::usage::Usage;
 
 /// Shared egress state.
 pub struct Broker {
@@ -17,7 +17,7 @@ pub struct Broker {
     client: OutboundClient,
     budgets: Budgets,
     breakers: Breakers,
-    accounting: Accounting,
+    usage: Usage,
 }
 
 impl Broker {
@@ -28,7 +28,7 @@ impl Broker {
         Self {
             budgets: Budgets::with_max_waiters(settings.max_queued),
             breakers: Breakers::new(settings.breaker.clone()),
-            accounting: Accounting::default(),
+            usage: Usage::default(),
             settings,
             client,
         }
@@ -54,8 +54,8 @@ impl Broker {
         &self.breakers
     }
 
-    /// Per-instance outbound stats.
-    pub fn accounting(&self) -> &Accounting {
-        &self.accounting
+    /// Per-instance usage: calls and outbound attempts over time windows.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
     }
 }

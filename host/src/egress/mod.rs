@@ -16,9 +16,8 @@
 //!   forbidden headers) handing each request to `attempt`, which runs the
 //!   breaker → budgets → send → retry loop.
 //! - `journal`: what happened to each attempt ([`OutboundJournal`]), read by
-//!   the runtime, the API and `accounting` (per-instance stats).
+//!   the runtime, the API, [`crate::usage`] and [`crate::metrics`].
 
-mod accounting;
 mod attempt;
 mod auth;
 mod body;
@@ -33,7 +32,6 @@ mod journal;
 mod pattern;
 pub mod retry;
 
-pub use accounting::Accounting;
 pub use auth::{AuthError, AuthPlan};
 pub(crate) use auth::{encode as percent_encode, render as render_template};
 pub use broker::Broker;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
@@ -404,6 +405,7 @@ impl Runtime {
         record: &ConnectorRecord,
     ) -> Result<Arc<Loaded>, LoadError> {
         if let Some(hit) = self.lock_cache().get(&record.digest) {
+            crate::metrics::component_load("memory");
             return Ok(hit.clone());
         }
         let this = self.clone();
@@ -425,6 +427,7 @@ impl Runtime {
                 Ok(component) => {
                     let loaded = Arc::new(self.link(&component)?);
                     self.stats.deserialized.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::component_load("artifact");
                     tracing::info!(connector = %record.id, elapsed = ?started.elapsed(), source = "artifact",
                         "loaded compiled artifact");
                     self.remember(&record.digest, loaded.clone());
@@ -451,6 +454,7 @@ impl Runtime {
         }
         let component = loader::compile(&self.engine, &bytes)?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::component_load("compiled");
         let artifact =
             seal_artifact(&component).map_err(|e| LoadError::Internal(format!("{e:#}")))?;
         store
@@ -572,9 +576,16 @@ impl Runtime {
             Call::Webhook(_) => "handle-webhook".to_owned(),
             Call::Invoke { method, .. } => method.clone(),
         };
+        // Every line logged during the call (the guest's included) carries
+        // these fields.
+        let span = tracing::info_span!("invocation", invocation = %invocation_id,
+            instance = instance.as_deref().unwrap_or("-"), %connector, %method);
         let mut store = self.new_store(invocation, policy, envelope);
         let journal = store.data().hooks.journal();
-        let result = self.run(&mut store, loaded, envelope, call).await;
+        let result = self
+            .run(&mut store, loaded, envelope, call)
+            .instrument(span)
+            .await;
         // The store holds the guest's resources, including response bodies
         // still being metered; drop it before reading the final counts.
         drop(store);
@@ -598,8 +609,14 @@ impl Runtime {
                 "outbound request");
         }
         if let Some(instance) = &instance {
-            self.broker.accounting().record(instance, &outbound);
+            self.broker.usage().record_outbound(
+                instance,
+                &connector,
+                &outbound,
+                std::time::SystemTime::now(),
+            );
         }
+        crate::metrics::outbound(&outbound);
         let result = match result {
             Err(Failure::Guest(guest_error)) => Err(explain(guest_error, &outbound)),
             Err(Failure::Invoke(e)) => Err(e),
@@ -616,11 +633,13 @@ impl Runtime {
         call: Call,
     ) -> Result<Output, Failure> {
         let result = tokio::time::timeout(envelope.timeout, async {
+            let started = Instant::now();
             let instance = loaded
                 .pre
                 .instantiate_async(&mut *store)
                 .await
                 .map_err(Stage::Instantiate)?;
+            crate::metrics::instantiation(started);
             match call {
                 Call::TestConnection => instance
                     .call_test_connection(&mut *store)

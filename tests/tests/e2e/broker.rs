@@ -418,9 +418,11 @@ async fn stats_and_the_outbound_summary_match_what_the_upstream_received() {
         [200, 200, 200, 503, 503, 200, 200, 404]
     );
 
-    let (status, s) = host.get(&format!("/instances/{inst}/stats")).await;
-    assert_eq!(status, 200, "{s}");
-    assert_eq!(s["invocations"], 4);
+    let (status, stats) = host.get(&format!("/instances/{inst}/stats")).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["invocations"]["count"], 4);
+    assert_eq!(stats["invocations"]["methods"]["fetch"]["count"], 4);
+    let s = &stats["outbound"];
     assert_eq!(s["requests"], received.len() as u64);
     assert_eq!(s["statuses"]["200"], 5);
     assert_eq!(s["statuses"]["503"], 2);
@@ -435,9 +437,10 @@ async fn stats_and_the_outbound_summary_match_what_the_upstream_received() {
     let max = s["latencyMs"]["max"].as_f64().unwrap();
     assert!(p50 > 0.0 && p50 <= max, "{s}");
     assert_eq!(s["upstreams"][0]["requests"], 8);
+    assert_eq!(s["upstreams"][0]["bytesOut"], 5);
     // Nothing about paths or bodies leaks into stats, and the host log has
     // one audit line per attempt, without paths either.
-    assert!(!s.to_string().contains("/flaky"), "{s}");
+    assert!(!stats.to_string().contains("/flaky"), "{stats}");
     let log = host.log();
     let audit: Vec<&str> = log
         .lines()

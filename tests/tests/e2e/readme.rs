@@ -42,6 +42,6 @@ async fn readme_session_works_verbatim() {
         "{stdout}"
     );
     assert!(stdout.contains(r#""code":"INVALID_PARAMS""#), "{stdout}");
-    assert!(stdout.contains(r#""invocations":1"#), "{stdout}");
+    assert!(stdout.contains(r#""invocations":{"count":2"#), "{stdout}");
     assert!(stdout.contains(r#""status":"healthy""#), "{stdout}");
 }

@@ -157,7 +157,7 @@ async fn jobs_reach(host: &Host, event: &str, state: &str) -> Vec<Value> {
 }
 
 async fn invocations(host: &Host, instance: &str) -> u64 {
-    host.get(&format!("/instances/{instance}/stats")).await.1["invocations"]
+    host.get(&format!("/instances/{instance}/stats")).await.1["invocations"]["count"]
         .as_u64()
         .unwrap()
 }

@@ -1,0 +1,123 @@
+//! Operating figures: how calls end (recorded into usage and metrics),
+//! `GET /v1/usage`, `GET /metrics`, and the per-request span and metrics
+//! of the API itself.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
+
+use axum::Json;
+use axum::extract::{MatchedPath, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tracing::Instrument as _;
+
+use super::{ApiError, ApiResult, AppState};
+use crate::store::ConnectorRecord;
+use crate::usage::{CallOutcome, Window};
+
+/// Method label of connection tests.
+pub const TEST_CONNECTION: &str = "test-connection";
+/// Method label of webhook deliveries.
+pub const HANDLE_WEBHOOK: &str = "handle-webhook";
+/// Method label of calls to a method the connector does not have: names
+/// come from requests, and metrics labels must stay bounded.
+const UNKNOWN_METHOD: &str = "_unknown";
+
+/// Records how one call of `instance` ended, in its usage and in metrics.
+pub(super) fn record_call<T>(
+    state: &AppState,
+    instance: &str,
+    connector: &ConnectorRecord,
+    method: &str,
+    started: Instant,
+    result: &ApiResult<T>,
+) {
+    let method = if method == TEST_CONNECTION
+        || method == HANDLE_WEBHOOK
+        || connector.manifest.method(method).is_some()
+    {
+        method
+    } else {
+        UNKNOWN_METHOD
+    };
+    let error = result.as_ref().err().map(|e| e.code);
+    let duration = started.elapsed();
+    let outcome = CallOutcome {
+        method,
+        error,
+        category: error.map(|code| super::error::category(code).as_str()),
+        duration,
+    };
+    state.runtime.broker().usage().record_call(
+        instance,
+        &connector.id,
+        &outcome,
+        SystemTime::now(),
+    );
+    crate::metrics::invocation(&connector.id, method, error.unwrap_or("SUCCESS"), duration);
+}
+
+/// The `window` query parameter (default `all`); 400 `INVALID_REQUEST` if
+/// malformed.
+pub(super) fn window(query: &HashMap<String, String>) -> ApiResult<Window> {
+    match query.get("window") {
+        None => Ok(Window::All),
+        Some(w) => w.parse().map_err(|e: crate::usage::BadWindow| {
+            ApiError::bad_request("INVALID_REQUEST", e.to_string())
+        }),
+    }
+}
+
+/// `GET /v1/usage?window=`: calls, failures, compute time, outbound
+/// requests and bytes per connector and per instance, for cost tracking.
+pub async fn usage(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let window = window(&query)?;
+    Ok(Json(
+        state
+            .runtime
+            .broker()
+            .usage()
+            .summary(window, SystemTime::now()),
+    ))
+}
+
+/// `GET /metrics`: Prometheus text exposition (admin token required).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(state.runtime.broker()),
+    )
+        .into_response()
+}
+
+/// Middleware around every route: a tracing span with the route pattern
+/// (never the raw path: it may carry ids an operator does not want in
+/// every line, and patterns keep metrics labels bounded) and request
+/// count and duration metrics.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", http.method = %method, http.route = %route);
+    let started = Instant::now();
+    let response = next.run(request).instrument(span).await;
+    crate::metrics::http_request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
