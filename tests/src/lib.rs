@@ -2,7 +2,10 @@
 //!
 //! The build script compiles every guest component from source for
 //! `wasm32-wasip2` (see `build.rs`); this library exposes where they are.
-//! Integration tests live in `tests/tests/`.
+//! Integration tests live in `tests/tests/`; [`fake`] is the fake-upstream
+//! harness connector tests replay platform exchanges with.
+
+pub mod fake;
 
 /// `connectors/echo`: echoes, returns its config, fails and logs on demand;
 /// no network.
