@@ -112,6 +112,7 @@
 //!   [`Error::InvalidInput`].
 
 pub mod config;
+pub mod encoding;
 mod error;
 pub mod http;
 pub mod log;

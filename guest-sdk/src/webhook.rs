@@ -48,6 +48,31 @@ impl WebhookRequest {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The body decoded as `application/x-www-form-urlencoded` pairs (Slack
+    /// sends interactive payloads and slash commands this way).
+    pub fn form(&self) -> Vec<(String, String)> {
+        query_pairs(&self.text())
+    }
+
+    /// The form field `name` of a form-encoded body, decoded.
+    pub fn form_field(&self, name: &str) -> Option<String> {
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Whether the content type is a form (`application/x-www-form-urlencoded`).
+    pub fn is_form(&self) -> bool {
+        self.header("content-type").is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    }
 }
 
 impl WebhookResponse {
@@ -145,5 +170,26 @@ mod tests {
         assert_eq!(req.query_param("z"), None);
         let v: serde_json::Value = req.json().expect("JSON body");
         assert_eq!(v["n"], 1);
+        assert!(!req.is_form());
+    }
+
+    #[test]
+    fn form_bodies() {
+        let req = WebhookRequest {
+            method: "POST".into(),
+            query: String::new(),
+            headers: vec![Header::new(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
+            body: b"payload=%7B%22type%22%3A%22block_actions%22%7D&text=a+b".to_vec(),
+        };
+        assert!(req.is_form());
+        assert_eq!(
+            req.form_field("payload").as_deref(),
+            Some(r#"{"type":"block_actions"}"#)
+        );
+        assert_eq!(req.form_field("text").as_deref(), Some("a b"));
+        assert_eq!(req.form().len(), 2);
     }
 }

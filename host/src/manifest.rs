@@ -239,6 +239,33 @@ impl Manifest {
         self.methods.iter().find(|m| m.name == name)
     }
 
+    /// `config` with every top-level property the config schema gives a
+    /// `default` and the object lacks filled in with that default.
+    ///
+    /// Connectors default their API base URL this way (`api_base:
+    /// "https://slack.com/api"`), and host patterns such as `{api_base}`
+    /// resolve against the stored config, so the default must be stored,
+    /// not only assumed by the guest. Anything but an object is returned
+    /// unchanged (validation refuses it later).
+    pub fn config_with_defaults(&self, mut config: Value) -> Value {
+        let (Some(object), Some(properties)) = (
+            config.as_object_mut(),
+            self.config_schema
+                .get("properties")
+                .and_then(Value::as_object),
+        ) else {
+            return config;
+        };
+        for (key, property) in properties {
+            if let Some(default) = property.get("default")
+                && !object.contains_key(key)
+            {
+                object.insert(key.clone(), default.clone());
+            }
+        }
+        config
+    }
+
     /// Checks everything the host relies on.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if !is_identifier(&self.name, true) {
@@ -326,6 +353,30 @@ fn check_schema(field: &str, schema: &Value) -> Result<(), ManifestError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn config_defaults_fill_absent_keys_only() {
+        let mut m = Manifest::minimal("x", "1.0.0");
+        m.config_schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "api_base": {"type": "string", "default": "https://slack.com/api"},
+                "team": {"type": "string"},
+            },
+        });
+        assert_eq!(
+            m.config_with_defaults(serde_json::json!({})),
+            serde_json::json!({"api_base": "https://slack.com/api"})
+        );
+        assert_eq!(
+            m.config_with_defaults(serde_json::json!({"api_base": "http://127.0.0.1:9/api"})),
+            serde_json::json!({"api_base": "http://127.0.0.1:9/api"})
+        );
+        assert_eq!(
+            m.config_with_defaults(serde_json::json!("nope")),
+            serde_json::json!("nope")
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

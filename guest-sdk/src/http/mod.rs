@@ -26,6 +26,7 @@
 //! Everything blocks the (single) guest thread; the host runs many instances
 //! concurrently, so there is nothing to gain from async inside one call.
 
+mod link;
 mod status;
 pub(crate) mod url;
 
@@ -42,6 +43,7 @@ use crate::bindings::wasi::http::types::{
 };
 use crate::bindings::wasi::io::streams::StreamError;
 
+pub use link::{Link, parse_link_header};
 pub use url::encode_component;
 
 /// The `wasi:http` error code of a failed request (`HttpRequestDenied`,
@@ -154,6 +156,20 @@ impl Request {
             }
             Err(e) => self.deferred = Some(HttpErrorKind::InvalidBody(e.to_string())),
         }
+        self
+    }
+
+    /// Sets an `application/x-www-form-urlencoded` body from name/value
+    /// pairs (percent-encoded), and that content type unless one was set.
+    /// Slack's Web API and OAuth token endpoints take forms.
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        if self.header_value("content-type").is_none() {
+            self.headers.push((
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            ));
+        }
+        self.body = Some(url::encode_form(pairs).into_bytes());
         self
     }
 
@@ -441,15 +457,43 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Every link of the response's `Link` headers (RFC 8288).
+    pub fn links(&self) -> Vec<Link> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("link"))
+            .flat_map(|(_, v)| parse_link_header(v))
+            .collect()
+    }
+
+    /// The URL of the `Link` with relation `rel`, e.g. `next` for the
+    /// following page of a GitHub or Freshdesk listing.
+    pub fn link(&self, rel: &str) -> Option<String> {
+        self.links()
+            .into_iter()
+            .find(|l| l.has_rel(rel))
+            .map(|l| l.url)
+    }
+
     /// Passes 1xx–3xx responses through and turns the rest into errors:
     /// 401/403 → `unauthorized`, 404 → `not-found`, 429 → `rate-limited`
     /// (with `Retry-After`), any other status ≥ 400 → `upstream` with the
     /// status and a short excerpt of the body.
+    ///
+    /// A 403 that carries `Retry-After`, or `X-RateLimit-Remaining: 0`, is a
+    /// rate limit rather than refused credentials (GitHub's primary and
+    /// secondary limits): `rate-limited`, waiting for `Retry-After` or
+    /// until `X-RateLimit-Reset`.
     pub fn error_for_status(self) -> Result<Self, Error> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        match status::status_error(self.status, self.header("retry-after"), &self.body, now) {
+        let hints = status::RateHints {
+            retry_after: self.header("retry-after"),
+            remaining: self.header("x-ratelimit-remaining"),
+            reset: self.header("x-ratelimit-reset"),
+        };
+        match status::status_error(self.status, &hints, &self.body, now) {
             Some(e) => Err(e),
             None => Ok(self),
         }
@@ -726,6 +770,37 @@ mod tests {
             .header("Content-Type", "application/merge-patch+json")
             .json(&1);
         assert_eq!(r.headers.len(), 1);
+
+        let r = Request::post("https://x.test/a").form(&[("name", "a b"), ("users", "U1,U2")]);
+        assert_eq!(
+            r.header_value("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(r.body.as_deref(), Some(&b"name=a%20b&users=U1%2CU2"[..]));
+    }
+
+    #[test]
+    fn links_and_rate_limited_403s() {
+        let r = Response {
+            status: 403,
+            headers: vec![
+                (
+                    "link".into(),
+                    "<https://x.test/i?page=2>; rel=\"next\"".into(),
+                ),
+                ("retry-after".into(), "60".into()),
+            ],
+            body: br#"{"message":"You have exceeded a secondary rate limit"}"#.to_vec(),
+        };
+        assert_eq!(r.link("next").as_deref(), Some("https://x.test/i?page=2"));
+        assert_eq!(r.link("last"), None);
+        assert_eq!(
+            r.error_for_status(),
+            Err(Error::rate_limited(
+                "upstream rate limit exceeded (403 Forbidden): You have exceeded a secondary rate limit",
+                Some(60)
+            ))
+        );
     }
 
     #[test]

@@ -48,20 +48,63 @@ fn status_line(status: u16) -> String {
     }
 }
 
+/// The rate-limit headers of a response, as far as errors care.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RateHints<'a> {
+    /// `Retry-After`.
+    pub retry_after: Option<&'a str>,
+    /// `X-RateLimit-Remaining`.
+    pub remaining: Option<&'a str>,
+    /// `X-RateLimit-Reset` (Unix seconds, or seconds from now when small).
+    pub reset: Option<&'a str>,
+}
+
+impl RateHints<'_> {
+    /// Whether the headers say "rate limited" on a 403 (GitHub answers
+    /// 403 for both its primary and secondary limits).
+    fn limits_403(&self) -> bool {
+        self.retry_after.is_some() || self.remaining.map(str::trim) == Some("0")
+    }
+
+    /// Seconds to wait: `Retry-After`, else the reset time when the
+    /// remaining count is exhausted.
+    fn wait_secs(&self, now_unix_secs: u64) -> Option<u32> {
+        if let Some(v) = self
+            .retry_after
+            .and_then(|v| parse_retry_after(v, now_unix_secs))
+        {
+            return Some(v);
+        }
+        if self.remaining.map(str::trim) != Some("0") {
+            return None;
+        }
+        let reset: u64 = self.reset?.trim().parse().ok()?;
+        // Epoch seconds (GitHub) or, for small values, seconds from now.
+        let secs = if reset > 1_000_000_000 {
+            reset.saturating_sub(now_unix_secs)
+        } else {
+            reset
+        };
+        Some(u32::try_from(secs).unwrap_or(u32::MAX))
+    }
+}
+
 /// The error an upstream answer means, or `None` for statuses below 400.
 ///
-/// 401 and 403 mean the credentials were refused, 404 that the object does
+/// 401 and 403 mean the credentials were refused — except a 403 whose
+/// headers say rate limit (see [`RateHints`]) — 404 that the object does
 /// not exist, 429 a rate limit (with `Retry-After` when given); everything
 /// else from 400 up is an upstream error carrying the status.
 pub(crate) fn status_error(
     status: u16,
-    retry_after: Option<&str>,
+    hints: &RateHints<'_>,
     body: &[u8],
     now_unix_secs: u64,
 ) -> Option<Error> {
     if status < 400 {
         return None;
     }
+    let rate_limited = status == 429 || (status == 403 && hints.limits_403());
     let detail = excerpt(body, EXCERPT_CHARS);
     let with_detail = |what: String| {
         if detail.is_empty() {
@@ -71,6 +114,13 @@ pub(crate) fn status_error(
         }
     };
     Some(match status {
+        _ if rate_limited => Error::rate_limited(
+            with_detail(format!(
+                "upstream rate limit exceeded ({})",
+                status_line(status)
+            )),
+            hints.wait_secs(now_unix_secs),
+        ),
         401 | 403 => Error::unauthorized(with_detail(format!(
             "upstream refused the credentials ({})",
             status_line(status)
@@ -79,13 +129,6 @@ pub(crate) fn status_error(
             "upstream has no such resource ({})",
             status_line(status)
         ))),
-        429 => Error::rate_limited(
-            with_detail(format!(
-                "upstream rate limit exceeded ({})",
-                status_line(status)
-            )),
-            retry_after.and_then(|v| parse_retry_after(v, now_unix_secs)),
-        ),
         _ if detail.is_empty() => {
             Error::upstream(status, format!("upstream answered {}", status_line(status)))
         }
@@ -254,36 +297,95 @@ mod tests {
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), None);
     }
 
+    fn after(v: &str) -> RateHints<'_> {
+        RateHints {
+            retry_after: Some(v),
+            ..RateHints::default()
+        }
+    }
+
+    #[test]
+    fn maps_rate_limited_403s() {
+        let none = RateHints::default();
+        assert_eq!(
+            status_error(403, &none, b"", NOW).map(|e| e.kind()),
+            Some("unauthorized")
+        );
+        assert_eq!(
+            status_error(403, &after("60"), b"", NOW),
+            Some(Error::rate_limited(
+                "upstream rate limit exceeded (403 Forbidden)",
+                Some(60)
+            ))
+        );
+        // GitHub's reset is epoch seconds.
+        let now = 1_750_000_000;
+        let reset = (now + 90).to_string();
+        let exhausted = RateHints {
+            retry_after: None,
+            remaining: Some("0"),
+            reset: Some(&reset),
+        };
+        assert_eq!(
+            status_error(403, &exhausted, b"", now),
+            Some(Error::rate_limited(
+                "upstream rate limit exceeded (403 Forbidden)",
+                Some(90)
+            ))
+        );
+        let left = RateHints {
+            remaining: Some("12"),
+            ..exhausted
+        };
+        assert_eq!(
+            status_error(403, &left, b"", now).map(|e| e.kind()),
+            Some("unauthorized")
+        );
+        let delta = RateHints {
+            retry_after: None,
+            remaining: Some("0"),
+            reset: Some("30"),
+        };
+        assert_eq!(
+            status_error(429, &delta, b"", NOW),
+            Some(Error::rate_limited(
+                "upstream rate limit exceeded (429 Too Many Requests)",
+                Some(30)
+            ))
+        );
+    }
+
     #[test]
     fn maps_statuses() {
-        assert_eq!(status_error(200, None, b"", NOW), None);
-        assert_eq!(status_error(302, None, b"", NOW), None);
+        let none = &RateHints::default();
+        assert_eq!(status_error(200, none, b"", NOW), None);
+        assert_eq!(status_error(302, none, b"", NOW), None);
         for s in [401, 403] {
             assert_eq!(
-                status_error(s, None, b"", NOW).map(|e| e.kind()),
+                status_error(s, none, b"", NOW).map(|e| e.kind()),
                 Some("unauthorized")
             );
         }
         assert_eq!(
-            status_error(404, None, b"", NOW).map(|e| e.kind()),
+            status_error(404, none, b"", NOW).map(|e| e.kind()),
             Some("not_found")
         );
         assert_eq!(
-            status_error(429, Some("7"), b"slow down", NOW),
+            status_error(429, &after("7"), b"slow down", NOW),
             Some(Error::rate_limited(
                 "upstream rate limit exceeded (429 Too Many Requests): slow down",
                 Some(7)
             ))
         );
         assert_eq!(
-            status_error(429, None, b"", NOW),
+            status_error(429, none, b"", NOW),
             Some(Error::rate_limited(
                 "upstream rate limit exceeded (429 Too Many Requests)",
                 None
             ))
         );
         assert_eq!(
-            status_error(500, None, b"", NOW),
+            status_error(500, none, b"", NOW),
             Some(Error::upstream(
                 500,
                 "upstream answered 500 Internal Server Error"
@@ -292,14 +394,14 @@ mod tests {
         assert_eq!(
             status_error(
                 422,
-                None,
+                none,
                 br#"{"error":{"message":"title is required"}}"#,
                 NOW
             ),
             Some(Error::upstream(422, "title is required"))
         );
         assert_eq!(
-            status_error(599, None, b"", NOW),
+            status_error(599, none, b"", NOW),
             Some(Error::upstream(599, "upstream answered 599"))
         );
     }

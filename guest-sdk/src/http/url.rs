@@ -151,6 +151,22 @@ pub(crate) fn decode_component(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `name=value&…` with every name and value percent-encoded, for query
+/// strings and `application/x-www-form-urlencoded` bodies.
+pub(crate) fn encode_form<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                encode_component(k.as_ref()),
+                encode_component(v.as_ref())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Splits a query string (without `?`) into decoded pairs.
 pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
     query

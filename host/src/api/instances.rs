@@ -158,7 +158,8 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
             e
         }
     })?;
-    let allowlist = check_instance(&connector, &req.config, &req.limits)?;
+    let config = connector.manifest.config_with_defaults(req.config);
+    let allowlist = check_instance(&connector, &config, &req.limits)?;
     if let Some(c) = &req.credentials {
         credentials::validate(&connector.manifest, c)?;
     }
@@ -172,7 +173,7 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         id,
         name: name.to_owned(),
         connector: connector.id.clone(),
-        config: req.config,
+        config,
         limits: req.limits,
         status,
         status_reason,
@@ -367,7 +368,7 @@ pub async fn update(
         record.name = name.to_owned();
     }
     if let Some(config) = req.config {
-        record.config = config;
+        record.config = connector.manifest.config_with_defaults(config);
     }
     if let Some(limits) = req.limits {
         record.limits = limits;
