@@ -27,6 +27,40 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ManifestErro
     }
 }
 
+/// A string default with `{key}` placeholders filled from `config`, or
+/// `None` when a placeholder has no acceptable value (see
+/// [`Manifest::config_with_defaults`]). `{{` and `}}` are literal braces.
+fn render_default(template: &str, config: &Value) -> Option<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find(['{', '}']) {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        if let Some(after) = tail.strip_prefix("{{") {
+            out.push('{');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
+            out.push('}');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix('{') {
+            let end = after.find('}')?;
+            let value = config.get(&after[..end])?.as_str()?;
+            let label_chars = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+            if value.is_empty() || !value.chars().all(label_chars) {
+                return None;
+            }
+            out.push_str(value);
+            rest = &after[end + 1..];
+        } else {
+            // A lone `}`: keep it, as the template says.
+            out.push('}');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 /// What a connector says about itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -245,23 +279,38 @@ impl Manifest {
     /// Connectors default their API base URL this way (`api_base:
     /// "https://slack.com/api"`), and host patterns such as `{api_base}`
     /// resolve against the stored config, so the default must be stored,
-    /// not only assumed by the guest. Anything but an object is returned
-    /// unchanged (validation refuses it later).
+    /// not only assumed by the guest. A string default may name other
+    /// config keys in braces (`"https://{domain}.freshdesk.com"`): each is
+    /// replaced by that key's string value, which may only hold letters,
+    /// digits, `-` and `.` (so it cannot change more than a host label);
+    /// if one is missing or holds anything else, the default is not
+    /// applied and validation reports the missing key. Anything but an
+    /// object is returned unchanged (validation refuses it later).
     pub fn config_with_defaults(&self, mut config: Value) -> Value {
-        let (Some(object), Some(properties)) = (
-            config.as_object_mut(),
-            self.config_schema
-                .get("properties")
-                .and_then(Value::as_object),
-        ) else {
+        let Some(properties) = self
+            .config_schema
+            .get("properties")
+            .and_then(Value::as_object)
+        else {
+            return config;
+        };
+        let given = config.clone();
+        let Some(object) = config.as_object_mut() else {
             return config;
         };
         for (key, property) in properties {
-            if let Some(default) = property.get("default")
-                && !object.contains_key(key)
-            {
-                object.insert(key.clone(), default.clone());
+            if object.contains_key(key) {
+                continue;
             }
+            let default = match property.get("default") {
+                Some(Value::String(template)) => match render_default(template, &given) {
+                    Some(text) => Value::String(text),
+                    None => continue,
+                },
+                Some(other) => other.clone(),
+                None => continue,
+            };
+            object.insert(key.clone(), default);
         }
         config
     }
@@ -375,6 +424,31 @@ mod tests {
             m.config_with_defaults(serde_json::json!("nope")),
             serde_json::json!("nope")
         );
+    }
+
+    #[test]
+    fn config_defaults_may_name_other_keys() {
+        let mut m = Manifest::minimal("x", "1.0.0");
+        m.config_schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "domain": {"type": "string"},
+                "api_base": {"type": "string", "default": "https://{domain}.freshdesk.com"},
+                "braces": {"type": "string", "default": "{{literal}}"},
+            },
+        });
+        let filled = m.config_with_defaults(serde_json::json!({"domain": "acme"}));
+        assert_eq!(filled["api_base"], "https://acme.freshdesk.com");
+        assert_eq!(filled["braces"], "{literal}");
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"domain": "evil.com/x?"}),
+            serde_json::json!({"domain": ""}),
+            serde_json::json!({"domain": 7}),
+        ] {
+            let out = m.config_with_defaults(bad.clone());
+            assert!(out.get("api_base").is_none(), "{bad} gave {out}");
+        }
     }
 
     use super::*;
