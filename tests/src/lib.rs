@@ -15,6 +15,9 @@ pub const ECHO_WASM: &str = env!("PLUGBOARD_ECHO_WASM");
 /// config's `base_url`).
 pub const REST_WASM: &str = env!("PLUGBOARD_REST_WASM");
 
+/// `connectors/freshdesk`: the Freshdesk connector.
+pub const FRESHDESK_WASM: &str = env!("PLUGBOARD_FRESHDESK_WASM");
+
 /// `tests/guests/hostile`: `spin`, `allocate`, `panic`, `fetch`, `abort`;
 /// its only declared host is the config's `allowed`.
 pub const HOSTILE_WASM: &str = env!("PLUGBOARD_HOSTILE_WASM");

@@ -50,6 +50,23 @@ pub use url::encode_component;
 /// `ConnectionRefused`, `DnsError`, …).
 pub use crate::bindings::wasi::http::types::ErrorCode;
 
+/// The decoded query parameter `name` of an absolute or relative URL, e.g.
+/// the `page` of a `Link: <…?page=3>; rel="next"` target.
+///
+/// ```
+/// use plugboard_guest::http::query_param;
+/// let next = "https://api.github.com/repositories/1/issues?per_page=50&page=3";
+/// assert_eq!(query_param(next, "page").as_deref(), Some("3"));
+/// assert_eq!(query_param(next, "state"), None);
+/// ```
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split('#').next()?.split_once('?')?.1;
+    url::query_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
 /// Default cap on a response body; see [`Request::max_response_bytes`].
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 

@@ -8,6 +8,7 @@ mod common;
 
 mod auth_restart;
 mod broker;
+mod connectors;
 mod credentials;
 mod egress;
 mod invoke;
