@@ -45,11 +45,13 @@ pub struct Normalized {
     pub kind: String,
     /// Id at the source, e.g. `ticket_created:42`.
     pub id: String,
-    /// `{"event", "ticket"?, "contact"?, "note"?}`.
+    /// `{"freshdesk_event", "ticket"?, "contact"?, "note"?}`.
     pub payload: Value,
 }
 
-/// Normalizes a webhook body; `query_event` is the URL's `?event=`.
+/// Normalizes a webhook body; `query_event` is the URL's `?event=`. The
+/// payload is `{"freshdesk_event", "ticket"?, "contact"?, "note"?}` plus
+/// any other top-level fields of the body.
 pub fn normalize(body: &Value, query_event: Option<&str>) -> Result<Normalized> {
     let Some(object) = body.as_object() else {
         return Err(Error::invalid_input(
@@ -91,7 +93,10 @@ pub fn normalize(body: &Value, query_event: Option<&str>) -> Result<Normalized> 
             tidy(o);
         }
     }
-    groups.insert("event".into(), Value::String(event_name.clone()));
+    // Not `event`: rule templates see the event's own metadata under that
+    // name, which would hide a payload field of the same name.
+    groups.remove("event");
+    groups.insert("freshdesk_event".into(), Value::String(event_name.clone()));
     let subject = if kind.starts_with("contact") {
         "contact"
     } else if kind.starts_with("note") {
@@ -211,7 +216,7 @@ mod tests {
         assert_eq!(
             n.payload,
             json!({
-                "event": "ticket_created",
+                "freshdesk_event": "ticket_created",
                 "ticket": {"id": 42, "subject": "Server down", "priority": 4, "priority_name": "Urgent",
                            "status": 2, "status_name": "Open", "requester_email": "ada@example.com",
                            "group_id": 7}
