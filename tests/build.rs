@@ -19,6 +19,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("rest", "rest", "PLUGBOARD_REST_WASM"),
     ("freshdesk", "freshdesk", "PLUGBOARD_FRESHDESK_WASM"),
     ("slack", "slack", "PLUGBOARD_SLACK_WASM"),
+    ("github", "github", "PLUGBOARD_GITHUB_WASM"),
     ("hostile", "hostile", "PLUGBOARD_HOSTILE_WASM"),
     ("wrong-world", "wrong-world", "PLUGBOARD_WRONG_WORLD_WASM"),
     ("auth-bearer", "auth_bearer", "PLUGBOARD_AUTH_BEARER_WASM"),

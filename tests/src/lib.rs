@@ -21,6 +21,9 @@ pub const FRESHDESK_WASM: &str = env!("PLUGBOARD_FRESHDESK_WASM");
 /// `connectors/slack`: the Slack connector.
 pub const SLACK_WASM: &str = env!("PLUGBOARD_SLACK_WASM");
 
+/// `connectors/github`: the GitHub connector.
+pub const GITHUB_WASM: &str = env!("PLUGBOARD_GITHUB_WASM");
+
 /// `tests/guests/hostile`: `spin`, `allocate`, `panic`, `fetch`, `abort`;
 /// its only declared host is the config's `allowed`.
 pub const HOSTILE_WASM: &str = env!("PLUGBOARD_HOSTILE_WASM");

@@ -3,7 +3,9 @@
 //! `plugboard_tests::fake` standing in for the platforms, each test
 //! asserting the exact requests the platform would have received.
 
+mod flagship;
 mod freshdesk;
+mod github;
 mod slack;
 
 use plugboard_tests::fake::{Recorded, Upstream};
