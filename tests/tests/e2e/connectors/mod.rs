@@ -6,6 +6,7 @@
 mod flagship;
 mod freshdesk;
 mod github;
+mod har;
 mod slack;
 
 use plugboard_tests::fake::{Recorded, Upstream};
