@@ -472,3 +472,46 @@ async fn webhooks_need_the_secret_and_become_events() {
     );
     assert!(up.requests().is_empty(), "webhooks made outbound calls");
 }
+
+#[tokio::test]
+async fn server_errors_are_retried_and_slow_answers_time_out() {
+    let host = Host::start(&[
+        "--egress-first-byte-timeout-ms",
+        "300",
+        "--egress-retry-attempts",
+        "2",
+    ]);
+    let up = Upstream::start(
+        Script::new()
+            .on(Exchange::get("/api/v2/tickets")
+                .reply_json(503, json!({"message": "maintenance"}))
+                .once())
+            .on(Exchange::get("/api/v2/tickets").reply_json(200, json!([ticket(1, "a", 1)])))
+            .on(Exchange::get("/api/v2/search/tickets").reply(
+                Reply::json(200, json!({"results": [], "total": 0}))
+                    .delay(std::time::Duration::from_secs(30)),
+            )),
+    )
+    .await;
+    let inst = freshdesk(&host, &up).await;
+
+    // A GET answered 503 is repeated by the host; the connector sees the 200.
+    let page = call(&host, &inst, "list_tickets", json!({})).await;
+    assert_eq!(page["items"][0]["id"], 1);
+    let tickets = up.requests_to("GET", "/api/v2/tickets");
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    assert!(
+        tickets
+            .iter()
+            .all(|t| t.matched.as_deref() == Some("GET /api/v2/tickets")),
+        "{tickets:?}"
+    );
+
+    // An answer that does not come in time: a timeout, after the retries.
+    let slow = host
+        .invoke(&inst, "search_tickets", json!({"query": "status:2"}))
+        .await;
+    let e = assert_error(&slow, 504, "UPSTREAM_TIMEOUT");
+    assert_eq!(e["category"], "temporary");
+    assert_eq!(up.requests_to("GET", "/api/v2/search/tickets").len(), 2);
+}
