@@ -18,8 +18,9 @@ use std::time::Duration;
 use plugboard_guest::http::Request;
 use plugboard_guest::prelude::*;
 
-use api::{FreshdeskConfig, FreshdeskCredentials, Page};
+use api::{FreshdeskConfig, FreshdeskCredentials};
 use contacts::{Contact, CreateContact};
+use plugboard_guest::http::Page;
 use tickets::{
     AddNote, AddReply, AddTimeEntry, AssignTicket, ChangeStatus, Conversation, CreateTicket,
     ListTickets, SearchResult, SearchTickets, Ticket, TimeEntry, UpdateTicket,

@@ -10,7 +10,9 @@ use plugboard_guest::http::Request;
 use plugboard_guest::prelude::*;
 use plugboard_guest::serde_json::{Map, json};
 
-use crate::api::{self, Page};
+use plugboard_guest::http::Page;
+
+use crate::api;
 
 /// A Freshdesk ticket as the API returns it: the common fields typed, all
 /// others passed through.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use plugboard_guest::http::{self, Request, Response};
+use plugboard_guest::http::{self, Page, Request, Response};
 use plugboard_guest::prelude::*;
 
 /// Connecting and each wait for upstream bytes.
@@ -112,41 +112,13 @@ pub fn error_detail(body: &[u8]) -> Option<String> {
     })
 }
 
-/// One page of results and where the next one starts.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Page<T> {
-    /// The objects, in GitHub's order.
-    pub items: Vec<T>,
-    /// The page to ask for next (`page` parameter), if there are more.
-    pub next_page: Option<u32>,
-}
-
 /// Fetches `first` and follows `Link: <…>; rel="next"` for up to
-/// `max_pages` pages in all; links away from the configured base are not
-/// followed.
+/// `max_pages` pages in all, each page sent and checked like any request.
 pub fn follow_pages<T: plugboard_guest::serde::de::DeserializeOwned>(
     first: Request,
     max_pages: u32,
 ) -> Result<Page<T>> {
-    let base = base()?;
-    let mut items = Vec::new();
-    let mut request = Some(first);
-    let mut next_page = None;
-    let mut fetched = 0;
-    while let Some(r) = request.take() {
-        let response = send(r)?;
-        fetched += 1;
-        let mut page: Vec<T> = response.json()?;
-        items.append(&mut page);
-        next_page = None;
-        if let Some(next) = response.link("next") {
-            next_page = http::query_param(&next, "page").and_then(|p| p.parse().ok());
-            if fetched < max_pages && next.starts_with(&format!("{base}/")) {
-                request = Some(Request::get(next));
-            }
-        }
-    }
-    Ok(Page { items, next_page })
+    http::follow_next_links(first, max_pages, &base()?, send)
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use plugboard_guest::http::Request;
 use plugboard_guest::prelude::*;
 use plugboard_guest::serde_json::Map;
 
-use crate::api::{self, Page};
+use plugboard_guest::http::Page;
+
+use crate::api;
 
 /// `/repos/{owner}/{repo}{rest}`, refusing names that are not GitHub
 /// names (the schema already did; this keeps the path safe regardless).

@@ -18,11 +18,12 @@ use std::time::Duration;
 use plugboard_guest::http::Request;
 use plugboard_guest::prelude::*;
 
-use api::{GithubConfig, GithubCredentials, Page};
+use api::{GithubConfig, GithubCredentials};
 use issues::{
     CloseIssue, Comment, CommentIssue, CreateIssue, CreatePullRequest, Issue, ListIssues,
     PullRequest,
 };
+use plugboard_guest::http::Page;
 use repos::{CreateRepo, Repository};
 
 /// The connector.

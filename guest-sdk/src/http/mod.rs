@@ -27,6 +27,7 @@
 //! concurrently, so there is nothing to gain from async inside one call.
 
 mod link;
+mod pages;
 mod status;
 pub(crate) mod url;
 
@@ -44,6 +45,7 @@ use crate::bindings::wasi::http::types::{
 use crate::bindings::wasi::io::streams::StreamError;
 
 pub use link::{Link, parse_link_header};
+pub use pages::{Page, follow_next_links};
 pub use url::encode_component;
 
 /// The `wasi:http` error code of a failed request (`HttpRequestDenied`,
