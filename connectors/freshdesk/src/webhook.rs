@@ -33,6 +33,22 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("contact_updated", "contact.updated"),
 ];
 
+/// Fields that are Freshdesk's numeric ids (not, say, `unique_external_id`
+/// or `twitter_id`, which are the customer's text even when all digits).
+const NUMERIC_IDS: &[&str] = &[
+    "id",
+    "ticket_id",
+    "requester_id",
+    "responder_id",
+    "group_id",
+    "company_id",
+    "product_id",
+    "agent_id",
+    "user_id",
+    "contact_id",
+    "email_config_id",
+];
+
 /// Freshdesk priorities by name.
 const PRIORITIES: &[(&str, u64)] = &[("low", 1), ("medium", 2), ("high", 3), ("urgent", 4)];
 /// Freshdesk's built-in statuses by name.
@@ -162,7 +178,7 @@ fn regroup(flat: &Map<String, Value>) -> Map<String, Value> {
 /// statuses to their numbers.
 fn tidy(o: &mut Map<String, Value>) {
     for (key, value) in o.iter_mut() {
-        if (key == "id" || key.ends_with("_id"))
+        if NUMERIC_IDS.contains(&key.as_str())
             && let Some(n) = value.as_str().and_then(|s| s.trim().parse::<u64>().ok())
         {
             *value = Value::from(n);
@@ -240,8 +256,10 @@ mod tests {
         assert_eq!(t["status"], 4);
         assert_eq!(t["requester_name"], "Ada");
 
-        let contact = json!({"event": "contact.updated", "contact": {"id": 5, "name": "Bo"}});
+        let contact = json!({"event": "contact.updated",
+                             "contact": {"id": 5, "name": "Bo", "unique_external_id": "00123"}});
         let n = normalize(&contact, None).unwrap();
+        assert_eq!(n.payload["contact"]["unique_external_id"], "00123");
         assert_eq!(
             (n.kind.as_str(), n.id.as_str()),
             ("contact.updated", "contact_updated:5")
