@@ -85,12 +85,15 @@ pub async fn ingress(
         body: body.to_vec(),
     };
     let invocation_id = format!("inv_{}", uuid::Uuid::new_v4().simple());
-    let called = super::instances::run(
-        &state,
-        &instance,
-        &connector,
-        &invocation_id,
-        Call::Webhook(input),
+    let called = crate::audit::acting(
+        crate::audit::Actor::webhook(&id),
+        super::instances::run(
+            &state,
+            &instance,
+            &connector,
+            &invocation_id,
+            Call::Webhook(input),
+        ),
     )
     .await?;
     let output = called
