@@ -204,6 +204,39 @@ pub(super) fn admin(
     record
 }
 
+/// The record of an OAuth connect completed in the browser
+/// (`GET /oauth2/callback`, outside `/v1` and its middleware).
+pub(super) fn browser_connect(
+    state: &AppState,
+    result: &ApiResult<crate::store::InstanceRecord>,
+) -> AuditRecord {
+    let (instance, outcome) = match result {
+        Ok(instance) => (
+            Some(instance.id.as_str()),
+            Outcome {
+                result: OutcomeResult::Success,
+                status: Some(200),
+                code: None,
+            },
+        ),
+        Err(e) => (
+            None,
+            Outcome {
+                result: OutcomeResult::Failure,
+                status: Some(e.status.as_u16()),
+                code: Some(e.code.to_owned()),
+            },
+        ),
+    };
+    AuditRecord::new(
+        state.audit.key(),
+        Actor::system("oauth browser callback", None),
+        actions::INSTANCE_OAUTH_CONNECT,
+        Resource::new("instance", instance),
+        outcome,
+    )
+}
+
 /// `GET /v1/audit?actor=&resource=&action=&since=&until=&limit=&cursor=`:
 /// one page of the trail, newest first.
 pub async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<Value>> {
