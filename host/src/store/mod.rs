@@ -450,7 +450,9 @@ pub trait Store: Send + Sync + 'static {
         visit: &mut dyn FnMut(AuditRecord) -> bool,
     ) -> StoreResult<()>;
     /// Deletes the audit records with keys below `before` (the retention
-    /// sweep, the only deletion); returns how many.
+    /// sweep, the only deletion); returns how many. Oldest first, in
+    /// batches: a crash mid-sweep leaves a shorter trail with no gap, and
+    /// the next sweep finishes the job.
     fn sweep_audit(&self, before: AuditKey) -> StoreResult<u64>;
     /// The highest audit sequence number ever stored, if any (keys stay
     /// unique across restarts even if the clock stepped back).

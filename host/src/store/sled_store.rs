@@ -664,8 +664,11 @@ impl Store for SledStore {
                 for (key, value) in &encoded {
                     audit.insert(key, value.as_slice())?;
                 }
-                let stored = read_count(meta, AUDIT_SEQ)?;
-                if meta.get(AUDIT_SEQ)?.is_none() || top > stored {
+                let stored = meta
+                    .get(AUDIT_SEQ)?
+                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                    .map(u64::from_be_bytes);
+                if stored.is_none_or(|s| top > s) {
                     meta.insert(AUDIT_SEQ, &top.to_be_bytes())?;
                 }
                 Ok(())
