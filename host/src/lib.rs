@@ -6,6 +6,7 @@
 //! API layer knows about HTTP routes.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod egress;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiResult, AppState, now, read_body, read_json};
+use super::{ApiError, ApiResult, AppState, AuditNote, now, read_body, read_json};
 use crate::egress::budget::RateSpec;
 use crate::store::ConnectorRecord;
 
@@ -63,7 +63,10 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         .into_iter()
         .find(|c| c.digest == digest)
     {
-        return Ok((StatusCode::OK, Json(existing)).into_response());
+        let note = AuditNote::on(&existing.id)
+            .with("digest", digest)
+            .with("created", false);
+        return Ok(note.attach((StatusCode::OK, Json(existing))));
     }
     let prepared = state.runtime.prepare(Arc::new(bytes.to_vec())).await?;
     let record = ConnectorRecord {
@@ -80,12 +83,15 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         .store
         .put_connector(&record, &bytes, &prepared.artifact)?;
     state.runtime.remember(&record.digest, prepared.loaded);
+    let note = AuditNote::on(&record.id)
+        .with("digest", record.digest.as_str())
+        .with("created", created);
     if created {
         tracing::info!(connector = %record.id, digest = %record.digest, size = record.size, "connector uploaded");
-        Ok((StatusCode::CREATED, Json(record)).into_response())
+        Ok(note.attach((StatusCode::CREATED, Json(record))))
     } else {
         let existing = state.store.connector(&record.id)?.unwrap_or(record);
-        Ok((StatusCode::OK, Json(existing)).into_response())
+        Ok(note.attach((StatusCode::OK, Json(existing))))
     }
 }
 

@@ -9,13 +9,13 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connectors::resolve;
 use super::credentials;
-use super::{ApiError, ApiResult, AppState, now, read_json};
+use super::{ApiError, ApiResult, AppState, AuditNote, now, read_json};
 use crate::egress::AuthPlan;
 use crate::egress::budget::BudgetKey;
 use crate::egress::{Allowlist, EgressPolicy, PatternError, millis};
@@ -180,11 +180,18 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
     };
     state.store.create_instance(&record, sealed.as_ref())?;
     tracing::info!(instance = %record.id, connector = %record.connector, status = %record.status, "instance created");
-    Ok((
+    let note = AuditNote::on(&record.id)
+        .with("connector", record.connector.as_str())
+        .with("credentialFields", field_names(sealed.as_ref()));
+    Ok(note.attach((
         StatusCode::CREATED,
         Json(instance_view(&record, Some(&allowlist), sealed.as_ref())),
-    )
-        .into_response())
+    )))
+}
+
+/// Names of the set credential fields (for the audit trail; never values).
+fn field_names(sealed: Option<&CredentialsRecord>) -> Vec<String> {
+    sealed.map_or_else(Vec::new, |c| c.fields.keys().cloned().collect())
 }
 
 /// `PENDING_AUTHENTICATION` while a connector that needs credentials has
@@ -268,7 +275,7 @@ pub async fn put_credentials(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let req: PutCredentials = read_json(body, state.settings.limits.max_request_bytes).await?;
     let mut record = load_instance(&state, &id)?;
     let connector = load_connector(&state, &record)?;
@@ -282,11 +289,14 @@ pub async fn put_credentials(
     )?;
     tracing::info!(instance = %id, fields = ?sealed.fields.keys().collect::<Vec<_>>(), "credentials replaced");
     let allowlist = allowlist_for(&connector, &record.config, &record.limits).ok();
-    Ok(Json(instance_view(
+    let note = AuditNote::default()
+        .with("credentialFields", field_names(Some(&sealed)))
+        .with("expiresAt", sealed.expires_at.clone());
+    Ok(note.attach(Json(instance_view(
         &record,
         allowlist.as_ref(),
         Some(&sealed),
-    )))
+    ))))
 }
 
 /// `GET /v1/instances`.
@@ -352,8 +362,18 @@ pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let req: UpdateInstance = read_json(body, state.settings.limits.max_request_bytes).await?;
+    let changed: Vec<&str> = [
+        ("name", req.name.is_some()),
+        ("config", req.config.is_some()),
+        ("limits", req.limits.is_some()),
+        ("credentials", req.credentials.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(part, set)| set.then_some(part))
+    .collect();
+    let note = AuditNote::default().with("changed", changed);
     let mut record = load_instance(&state, &id)?;
     let connector = load_connector(&state, &record)?;
     if let Some(name) = req.name {
@@ -387,11 +407,11 @@ pub async fn update(
         }
     };
     tracing::info!(instance = %record.id, "instance updated");
-    Ok(Json(instance_view(
+    Ok(note.attach(Json(instance_view(
         &record,
         Some(&allowlist),
         creds.as_ref(),
-    )))
+    ))))
 }
 
 /// `DELETE /v1/instances/{id}`.
@@ -781,14 +801,28 @@ pub(super) async fn run(
                 e.to_string(),
             )
         })?;
+    let credential = credential_identity(state, connector, &instance.id, &creds);
+    // Only requests the host adds credentials to are credential uses.
+    let audit = auth.as_ref().map(|plan| {
+        Arc::new(crate::audit::CredentialAudit::new(
+            state.audit.clone(),
+            crate::audit::current_actor(),
+            &instance.id,
+            &connector.id,
+            invocation_id,
+            credential.as_deref(),
+            plan.fields(),
+        ))
+    });
     let policy = EgressPolicy {
         allowlist: Arc::new(allowlist),
         instance_rate: instance.limits.rate_limit,
         upstream_rate: connector.effective_rate_limit(),
-        credential: credential_identity(state, connector, &instance.id, &creds).map(Arc::from),
+        credential: credential.map(Arc::from),
         credentials: Arc::new(creds),
         auth: auth.map(Arc::new),
         reauth: super::oauth::reauth_hook(state, &instance.id, connector, used_token),
+        audit,
     };
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
     let invocation = Invocation {

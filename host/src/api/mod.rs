@@ -3,6 +3,7 @@
 //! Handlers validate input, call into the runtime and the store, and map
 //! every failure onto [`ApiError`]. Nothing here knows how guests run.
 
+mod audit;
 mod auth;
 mod connectors;
 mod credentials;
@@ -24,6 +25,7 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
 use serde_json::json;
 
+pub use audit::AuditNote;
 pub use auth::{ADMIN_TOKEN_FILE, ensure_admin_token, write_owner_only};
 pub use error::{ApiError, ApiResult};
 pub use rules::spawn_worker;
@@ -48,6 +50,11 @@ pub struct AppState {
     pub oauth: Arc<crate::oauth::OAuth>,
     /// Wakes the job worker when jobs are queued.
     pub jobs: Arc<tokio::sync::Notify>,
+    /// The audit trail.
+    pub audit: crate::audit::AuditLog,
+    /// When each token's `lastUsedAt` was last written (Unix ms), so it is
+    /// written at most once a minute per token rather than per request.
+    token_seen: Arc<Mutex<HashMap<String, u64>>>,
     /// Compiled parameter validators per (digest, method): compiling a JSON
     /// Schema costs far more than validating against it.
     validators: Arc<Mutex<ValidatorCache>>,
@@ -63,6 +70,7 @@ impl AppState {
         runtime: Arc<Runtime>,
         vault: Arc<Vault>,
         settings: Settings,
+        audit: crate::audit::AuditLog,
     ) -> Self {
         Self {
             store,
@@ -70,6 +78,8 @@ impl AppState {
             vault,
             oauth: Arc::default(),
             jobs: Arc::default(),
+            audit,
+            token_seen: Arc::default(),
             settings: Arc::new(settings),
             validators: Arc::default(),
         }
@@ -103,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/test", post(instances::test))
         .route("/tokens", post(auth::create_token).get(auth::list_tokens))
         .route("/tokens/{id}", axum::routing::delete(auth::delete_token))
+        .route("/tokens/{id}/rotate", post(auth::rotate_token))
+        .route("/audit", get(audit::list))
         .route("/events", get(webhooks::list_events))
         .route("/events/{id}", get(webhooks::show_event))
         .route("/rules", post(rules::create).get(rules::list))

@@ -158,7 +158,14 @@ pub async fn browser_callback(
         error: query.get("error").cloned(),
         error_description: query.get("error_description").cloned(),
     };
-    let (status, title, text) = match complete(&state, None, req).await {
+    let result = complete(&state, None, req).await;
+    // No API token comes with the browser; the single-use state is the
+    // authority, so the host records the connect in its own name.
+    state
+        .audit
+        .append(super::audit::browser_connect(&state, &result))
+        .await;
+    let (status, title, text) = match result {
         Ok(_) => (
             StatusCode::OK,
             "Connected",

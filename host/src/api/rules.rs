@@ -83,7 +83,7 @@ fn validate(state: &AppState, body: &RuleBody) -> ApiResult<()> {
 pub async fn create(
     State(state): State<AppState>,
     body: Body,
-) -> ApiResult<(StatusCode, Json<RuleRecord>)> {
+) -> ApiResult<axum::response::Response> {
     let body: RuleBody = read_json(body, state.settings.limits.max_request_bytes).await?;
     validate(&state, &body)?;
     let rule = RuleRecord {
@@ -96,7 +96,7 @@ pub async fn create(
     };
     state.store.put_rule(&rule)?;
     tracing::info!(rule = %rule.id, "rule created");
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok(super::AuditNote::on(&rule.id).attach((StatusCode::CREATED, Json(rule))))
 }
 
 /// `PUT /v1/rules/{id}`: replaces a rule (validated like a create).
@@ -269,13 +269,17 @@ async fn run_job(state: &AppState, mut job: JobRecord) {
     if state.store.put_job(&job).is_err() {
         return;
     }
-    let outcome = invoke_method(
-        state,
-        &job.instance,
-        &job.method,
-        job.parameters.clone(),
-        Some(&job.idempotency_key),
-        false,
+    let actor = crate::audit::Actor::system("rule job", Some(&job.id));
+    let outcome = crate::audit::acting(
+        actor,
+        invoke_method(
+            state,
+            &job.instance,
+            &job.method,
+            job.parameters.clone(),
+            Some(&job.idempotency_key),
+            false,
+        ),
     )
     .await;
     let settings = &state.settings.jobs;

@@ -87,12 +87,15 @@ pub async fn ingress(
     let invocation_id = format!("inv_{}", uuid::Uuid::new_v4().simple());
     let started = std::time::Instant::now();
     let output = async {
-        let called = super::instances::run(
-            &state,
-            &instance,
-            &connector,
-            &invocation_id,
-            Call::Webhook(input),
+        let called = crate::audit::acting(
+            crate::audit::Actor::webhook(&id),
+            super::instances::run(
+                &state,
+                &instance,
+                &connector,
+                &invocation_id,
+                Call::Webhook(input),
+            ),
         )
         .await?;
         called

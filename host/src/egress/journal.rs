@@ -94,7 +94,7 @@ impl OutboundOutcome {
     }
 
     /// Short stable name of the outcome kind.
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::Denied(_) => "denied",
             Self::Limit(_) => "limit",

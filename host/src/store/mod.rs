@@ -2,15 +2,18 @@
 //! database can replace the embedded sled store when one host is not enough.
 //!
 //! Records are plain serde types ([`ConnectorRecord`], [`InstanceRecord`],
-//! [`TokenRecord`]); component bytes and compiled artifacts are blobs keyed by
-//! the component's sha256. Writes that belong together are atomic: storing a
-//! connector writes its record, bytes and artifact in one transaction, and an
-//! instance cannot be created for a connector that is being deleted.
+//! [`TokenRecord`], [`AuditRecord`]); component bytes and compiled
+//! artifacts are blobs keyed by the component's sha256. Audit records are
+//! keyed by time ([`AuditKey`]) and append-only. Writes that belong
+//! together are atomic: storing a connector writes its record, bytes and
+//! artifact in one transaction, and an instance cannot be created for a
+//! connector that is being deleted.
 
 mod sled_store;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditKey, AuditRecord};
 use crate::egress::budget::RateSpec;
 
 pub use sled_store::SledStore;
@@ -305,6 +308,10 @@ pub struct TokenRecord {
     pub instances: Vec<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// RFC 3339 time the token was last accepted, to the minute (the host
+    /// writes it at most once a minute per token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
 }
 
 /// The storage operations the host needs. Implementations must make each
@@ -418,6 +425,38 @@ pub trait Store: Send + Sync + 'static {
     fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
     /// Deletes the token with public id `id` (revocation, immediate).
     fn delete_token(&self, id: &str) -> StoreResult<()>;
+    /// Replaces the token with public id `id` by `record` stored under
+    /// `hash`, atomically (rotation: the old token stops working when the
+    /// new one starts). Returns the hash the old token was stored under.
+    fn replace_token(
+        &self,
+        id: &str,
+        hash: &[u8; 32],
+        record: &TokenRecord,
+    ) -> StoreResult<[u8; 32]>;
+    /// Sets a token's `last_used_at` if the token still exists (a revoked
+    /// token is never brought back). Not flushed: the time is a hint.
+    fn touch_token(&self, hash: &[u8; 32], at: &str) -> StoreResult<()>;
+
+    /// Appends audit records under their keys, in one transaction, durably.
+    /// There is no way to change a stored record.
+    fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
+    /// Visits the audit records with keys in `[from, below)` (unbounded
+    /// where `None`), newest first, until `visit` returns `false`.
+    fn scan_audit(
+        &self,
+        from: Option<AuditKey>,
+        below: Option<AuditKey>,
+        visit: &mut dyn FnMut(AuditRecord) -> bool,
+    ) -> StoreResult<()>;
+    /// Deletes the audit records with keys below `before` (the retention
+    /// sweep, the only deletion); returns how many. Oldest first, in
+    /// batches: a crash mid-sweep leaves a shorter trail with no gap, and
+    /// the next sweep finishes the job.
+    fn sweep_audit(&self, before: AuditKey) -> StoreResult<u64>;
+    /// The highest audit sequence number ever stored, if any (keys stay
+    /// unique across restarts even if the clock stepped back).
+    fn audit_seq(&self) -> StoreResult<Option<u64>>;
 
     /// Flushes buffered writes to disk.
     fn flush(&self) -> StoreResult<()>;

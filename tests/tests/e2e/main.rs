@@ -6,6 +6,7 @@
 
 mod common;
 
+mod audit;
 mod auth_restart;
 mod broker;
 mod credentials;
