@@ -12,6 +12,7 @@ mod credentials;
 mod egress;
 mod invoke;
 mod oauth;
+mod openapi;
 mod readme;
 mod rest;
 mod sandbox;
