@@ -243,13 +243,12 @@ impl Checker {
                 answer.text()
             )
         })?;
-        let media = answer
-            .content_type
-            .as_deref()
-            .and_then(|c| c.split(';').next())
-            .map(|c| c.trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        let Some(documented_media) = content.get(&media) else {
+        let media = essence(answer.content_type.as_deref().unwrap_or_default());
+        let documented_media = content
+            .iter()
+            .find(|(k, _)| essence(k) == media)
+            .map(|(_, v)| v);
+        let Some(documented_media) = documented_media else {
             return Err(format!(
                 "{} answered {media:?}, documented {:?}",
                 answer.status,
@@ -277,6 +276,17 @@ impl Checker {
         }
         Ok(Some(value))
     }
+}
+
+/// A media type without its parameters (`text/html; charset=utf-8` →
+/// `text/html`).
+fn essence(media: &str) -> String {
+    media
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// `schema` with its `#/components/schemas/` references pointing at
