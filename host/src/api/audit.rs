@@ -18,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::ErrorCode;
+use super::openapi::error_responses;
+use super::openapi::schemas::AuditPage;
 use super::{ApiError, ApiResult, AppState};
 use crate::audit::{
     Actor, AuditQuery, AuditRecord, Outcome, OutcomeResult, Resource, actions, page,
@@ -237,8 +239,31 @@ pub(super) fn browser_connect(
     )
 }
 
-/// `GET /v1/audit?actor=&resource=&action=&since=&until=&limit=&cursor=`:
-/// one page of the trail, newest first.
+error_responses!(ListErrors = [INVALID_REQUEST]);
+
+/// Read the audit trail.
+///
+/// One page, newest first: admin actions (with the acting token and the
+/// outcome) and every credential use by the broker (credential id, never
+/// its value; destination; decision). Follow `nextCursor` for the next
+/// page; a page reads at most 10,000 records, so a rare filter can give a
+/// short page that still has a cursor.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "listAudit",
+    tag = "audit",
+    params(
+        ("actor" = Option<String>, Query, description = "A token id (`tok_…`) or an actor kind (`token`, `webhook`, `system`)"),
+        ("resource" = Option<String>, Query, description = "`type` or `type:id`, e.g. `instance:inst_…`"),
+        ("action" = Option<String>, Query, description = "An action (`instance.create`) or a prefix ending in `.*` (`instance.*`)"),
+        ("since" = Option<String>, Query, description = "Records at or after this RFC 3339 time"),
+        ("until" = Option<String>, Query, description = "Records before this RFC 3339 time"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses((status = 200, description = "A page of records.", body = AuditPage), ListErrors),
+)]
 pub async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<Value>> {
     let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&uri).map_err(|e| {
         ApiError::bad_request("INVALID_REQUEST", format!("invalid query string: {e}"))

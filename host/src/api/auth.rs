@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{self, AuditNote, Target};
 use super::error::ApiError;
+use super::openapi::error_responses;
+use super::openapi::schemas::{NewToken, TokenList};
 use super::{AppState, unix_ms};
 use crate::audit::Actor;
 use crate::store::{Store, StoreResult, TokenRecord};
@@ -91,16 +93,32 @@ fn invoke_scope_allows(record: &TokenRecord, method: &axum::http::Method, path: 
 }
 
 /// Body of `POST /v1/tokens`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
+    /// A label, 1-128 characters.
     name: String,
+    /// `admin` (everything) or `invoke` (call, test and read `instances`).
     scope: String,
+    /// For `invoke` tokens: the instances they may use.
     #[serde(default)]
     instances: Vec<String>,
 }
 
-/// `POST /v1/tokens`: mints a token; the answer is the only time it is shown.
+error_responses!(CreateErrors = [INVALID_REQUEST, PAYLOAD_TOO_LARGE]);
+
+/// Mint a token.
+///
+/// The answer is the only time the token is shown: the host stores only
+/// its sha256.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "createToken",
+    tag = "tokens",
+    request_body = CreateToken,
+    responses((status = 201, description = "Minted.", body = NewToken), CreateErrors),
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     body: axum::body::Body,
@@ -167,11 +185,23 @@ fn shown_once(status: StatusCode, record: &TokenRecord, token: &str) -> Response
     (status, axum::Json(view)).into_response()
 }
 
-/// `POST /v1/tokens/{id}/rotate`: mints a replacement with the same name,
-/// scope and instances and revokes the old token in the same store
-/// transaction; answers like `POST /v1/tokens`. If the old token is the
-/// one in `<data-dir>/admin.token`, the file gets the new one (atomically:
-/// written aside, renamed over once the store committed).
+error_responses!(RotateErrors = [NOT_FOUND]);
+
+/// Rotate a token.
+///
+/// Mints a replacement with the same name, scope and instances and revokes
+/// the old token in one store transaction; the answer is the only time the
+/// new token is shown. Rotating the bootstrap admin token also rewrites
+/// `<data-dir>/admin.token` (atomically: written aside, renamed over once
+/// the store committed).
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{id}/rotate",
+    operation_id = "rotateToken",
+    tag = "tokens",
+    params(("id" = String, Path, description = "Token id (`tok_…`)")),
+    responses((status = 201, description = "Rotated: the new token.", body = NewToken), RotateErrors),
+)]
 pub async fn rotate_token(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -249,7 +279,18 @@ fn replace_file(tmp: &Path, file: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `GET /v1/tokens`: ids, scopes, names; never the tokens.
+error_responses!(ListErrors = []);
+
+/// List tokens.
+///
+/// Ids, scopes, names and instances; never the tokens.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "listTokens",
+    tag = "tokens",
+    responses((status = 200, description = "Every token.", body = TokenList), ListErrors),
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
@@ -258,7 +299,17 @@ pub async fn list_tokens(
     ))
 }
 
-/// `DELETE /v1/tokens/{id}`: revokes at once.
+error_responses!(DeleteErrors = [NOT_FOUND]);
+
+/// Revoke a token, at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    operation_id = "deleteToken",
+    tag = "tokens",
+    params(("id" = String, Path, description = "Token id (`tok_…`)")),
+    responses((status = 204, description = "Revoked."), DeleteErrors),
+)]
 pub async fn delete_token(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,

@@ -62,7 +62,7 @@ impl AuditKey {
 }
 
 /// Who acted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// An API token (`id` is its public id; absent when the request
@@ -86,7 +86,7 @@ impl ActorKind {
 }
 
 /// The actor of a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Actor {
     /// What kind of actor.
     pub kind: ActorKind,
@@ -137,7 +137,7 @@ impl Actor {
 }
 
 /// What a record is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resource {
     /// `connector`, `instance`, `token`, `rule`, `job`, `audit`, …
     #[serde(rename = "type")]
@@ -158,7 +158,7 @@ impl Resource {
 }
 
 /// How the action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeResult {
     /// It happened.
@@ -171,7 +171,7 @@ pub enum OutcomeResult {
 }
 
 /// The outcome of a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Outcome {
     /// Success, failure or refusal.
     pub result: OutcomeResult,
@@ -195,7 +195,7 @@ impl Outcome {
 }
 
 /// One entry of the trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Where it is stored (also encoded in `id`).
     #[serde(skip)]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::category::ErrorCategory;
 
 /// What the broker decided about one attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Sent at once.

@@ -44,7 +44,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A stored connector version (the bytes and artifact live beside it).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorRecord {
     /// `name@version`.
@@ -84,7 +84,7 @@ impl ConnectorRecord {
 
 /// Per-instance overrides of the host's resource envelope (each capped by the
 /// host maximum).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceLimits {
     /// Invocation deadline in milliseconds.
@@ -138,7 +138,7 @@ pub struct OAuthState {
 }
 
 /// A normalized event a connector produced from a webhook delivery.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventRecord {
     /// Host id, time-ordered: `evt_` + 16 hex digits of microseconds + 8
@@ -153,6 +153,7 @@ pub struct EventRecord {
     /// The connector's id of the event (upstream object id).
     pub source_id: String,
     /// The normalized payload.
+    #[schema(value_type = Value)]
     pub payload: serde_json::Value,
     /// Delivery id (header or payload), if the platform sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,7 +163,7 @@ pub struct EventRecord {
 }
 
 /// An operator's rule: when an event matches, run actions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleRecord {
     /// `rule_` + 32 hex.
@@ -180,7 +181,7 @@ pub struct RuleRecord {
 }
 
 /// State of an action job.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for its next attempt.
@@ -194,7 +195,7 @@ pub enum JobState {
 }
 
 /// One action to run for one matched event (the outbox entry).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRecord {
     /// `job_` + the event id's time part + random, so ids sort by time.
@@ -210,6 +211,7 @@ pub struct JobRecord {
     /// Method name.
     pub method: String,
     /// Parameters, rendered from the rule's templates when enqueued.
+    #[schema(value_type = Value)]
     pub parameters: serde_json::Value,
     /// `event:rule:index`, passed as the invocation's idempotency key.
     pub idempotency_key: String,
@@ -221,9 +223,11 @@ pub struct JobRecord {
     pub next_attempt_at: u64,
     /// The last failure (code and message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub last_error: Option<serde_json::Value>,
     /// The invocation's result, once succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Value)]
     pub result: Option<serde_json::Value>,
     /// RFC 3339 creation time.
     pub created_at: String,
@@ -267,7 +271,7 @@ pub struct VaultCheck {
 }
 
 /// A configured account of a connector.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceRecord {
     /// Opaque id, `inst_` + 26 characters.
@@ -277,6 +281,7 @@ pub struct InstanceRecord {
     /// Connector id (`name@version`).
     pub connector: String,
     /// Non-secret configuration, valid against the connector's config schema.
+    #[schema(value_type = Object)]
     pub config: serde_json::Value,
     /// Resource overrides.
     #[serde(default)]
@@ -292,7 +297,7 @@ pub struct InstanceRecord {
 }
 
 /// An API token; only the hash of the token is stored.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRecord {
     /// Short public id, safe to log.

@@ -14,6 +14,7 @@ mod egress;
 mod invoke;
 mod oauth;
 mod observe;
+mod openapi;
 mod readme;
 mod rest;
 mod sandbox;
