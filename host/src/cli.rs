@@ -51,12 +51,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Client(command) => crate::client::run(command),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "plugboard",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "plugboard", &mut script);
+            crate::client::output::raw(&script);
             ExitCode::SUCCESS
         }
         Command::RotateKey(overrides) => {

@@ -51,7 +51,7 @@ impl Output {
             print_json(value);
         } else if self.quiet {
             if let Some(v) = value.pointer(quiet) {
-                println!("{}", plain(v));
+                line(&plain(v));
             }
         } else {
             print_block(&human(value));
@@ -74,18 +74,18 @@ impl Output {
         if self.quiet {
             for item in items {
                 if let Some(id) = item.get("id") {
-                    println!("{}", plain(id));
+                    line(&plain(id));
                 }
             }
             return;
         }
         if items.is_empty() {
-            println!("(none)");
+            line("(none)");
         } else {
             print_block(&table(items, columns));
         }
         if let Some(hint) = next_page(value) {
-            println!("{hint}");
+            line(&hint);
         }
     }
 
@@ -99,7 +99,7 @@ impl Output {
     /// nothing for scripts.
     pub fn done(&self, message: &str) {
         if !self.json && !self.quiet {
-            println!("{message}");
+            line(message);
         }
     }
 }
@@ -127,17 +127,34 @@ fn next_page(value: &Value) -> Option<String> {
 
 /// Pretty JSON on stdout.
 pub fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    );
+    line(&serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
 
 fn print_block(text: &str) {
     if text.ends_with('\n') {
-        print!("{text}");
+        raw(text.as_bytes());
     } else {
-        println!("{text}");
+        line(text);
+    }
+}
+
+/// Writes a line to stdout.
+pub fn line(text: &str) {
+    raw(format!("{text}\n").as_bytes());
+}
+
+/// Writes bytes to stdout as they are. A reader that went away (`| head`)
+/// ends the program quietly instead of with a panic: what it wanted, it
+/// has.
+pub fn raw(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(i32::from(super::error::EXIT_OTHER));
     }
 }
 

@@ -202,27 +202,7 @@ pub async fn stats(ctx: &Ctx, id: &str, window: Option<&str>) -> CliResult {
             .call(Call::get(&["instances", id, "stats"]).query_opt("window", window))
             .await?,
     );
-    ctx.out.show(&stats, "/instance", |s| {
-        let mut summary = s.clone();
-        let upstreams = summary
-            .as_object_mut()
-            .and_then(|o| o.remove("upstreams"))
-            .unwrap_or(Value::Null);
-        let mut text = kv(&summary);
-        if let Some(list) = upstreams.as_array().filter(|l| !l.is_empty()) {
-            text.push_str("\n\n");
-            text.push_str(&output::table(
-                list,
-                &[
-                    col("UPSTREAM", "/upstream"),
-                    col("REQUESTS", "/requests"),
-                    col("ERRORS", "/errors"),
-                    col("LAST STATUS", "/lastStatus"),
-                ],
-            ));
-        }
-        text
-    });
+    ctx.out.show(&stats, "/instance", stats_view);
     Ok(())
 }
 
@@ -282,11 +262,73 @@ fn view(instance: &Value) -> String {
     kv_rows(&rows)
 }
 
+/// Stats: the figures as dotted keys, then per-method and per-upstream
+/// tables.
+fn stats_view(stats: &Value) -> String {
+    let mut figures = stats.clone();
+    let methods = take(&mut figures, "/invocations", "methods");
+    let upstreams = take(&mut figures, "/outbound", "upstreams");
+    let mut text = kv(&figures);
+    if let Some(methods) = methods.as_object().filter(|m| !m.is_empty()) {
+        let rows: Vec<Value> = methods
+            .iter()
+            .map(|(name, m)| json!({ "method": name, "count": m["count"], "failed": m["failed"] }))
+            .collect();
+        text.push_str("\n\n");
+        text.push_str(&output::table(
+            &rows,
+            &[
+                col("METHOD", "/method"),
+                col("CALLS", "/count"),
+                col("FAILED", "/failed"),
+            ],
+        ));
+    }
+    if let Some(list) = upstreams.as_array().filter(|l| !l.is_empty()) {
+        text.push_str("\n\n");
+        text.push_str(&output::table(
+            list,
+            &[
+                col("UPSTREAM", "/upstream"),
+                col("REQUESTS", "/requests"),
+                col("ERRORS", "/errors"),
+                col("BYTES OUT", "/bytesOut"),
+                col("BYTES IN", "/bytesIn"),
+                col("LAST STATUS", "/lastStatus"),
+            ],
+        ));
+    }
+    text
+}
+
+/// Removes `key` from the object at `pointer`, returning it (null if
+/// absent).
+fn take(value: &mut Value, pointer: &str, key: &str) -> Value {
+    value
+        .pointer_mut(pointer)
+        .and_then(Value::as_object_mut)
+        .and_then(|o| o.remove(key))
+        .unwrap_or(Value::Null)
+}
+
 /// Health: the verdict and its reasons, then one line per upstream.
 fn health_view(health: &Value) -> String {
     let mut text = kv_fields(
         health,
-        &["instance", "status", "instanceStatus", "warnings", "budget"],
+        &[
+            "instance",
+            "status",
+            "instanceStatus",
+            "warnings",
+            "lastSuccessAt",
+            "lastFailure.at",
+            "lastFailure.code",
+            "recent.window",
+            "recent.calls",
+            "recent.failed",
+            "recent.errorRate",
+            "budget",
+        ],
     );
     if let Some(list) = health["upstreams"].as_array().filter(|l| !l.is_empty()) {
         text.push_str("\n\n");

@@ -6,7 +6,7 @@ use super::body;
 use crate::client::Ctx;
 use crate::client::error::CliResult;
 use crate::client::http::Call;
-use crate::client::output::kv;
+use crate::client::output::{self, kv};
 
 /// No arguments beyond the client flags.
 #[derive(Debug, clap::Args)]
@@ -95,7 +95,7 @@ pub async fn metrics(ctx: &Ctx) -> CliResult {
     if !reply.status.is_success() {
         return Err(ctx.api.api_error(&reply));
     }
-    print!("{}", String::from_utf8_lossy(&reply.body));
+    output::raw(&reply.body);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::client::Ctx;
 use crate::client::error::{CliError, CliResult};
 use crate::client::http::Call;
 use crate::client::input;
-use crate::client::output::kv;
+use crate::client::output::{self, kv};
 
 /// Webhook subcommands.
 #[derive(Debug, Subcommand)]
@@ -60,7 +60,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
     // JSON is shown like any answer, anything else as it came.
     match serde_json::from_slice(&reply.body) {
         Ok(answer) => ctx.out.show(&answer, "/status", kv),
-        Err(_) => print!("{}", String::from_utf8_lossy(&reply.body)),
+        Err(_) => output::raw(&reply.body),
     }
     Ok(())
 }
