@@ -3,8 +3,6 @@
 //! otherwise lists become tables and single objects key/value views.
 //! Errors go to stderr as `error: CODE: message`.
 
-use std::borrow::Cow;
-
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::Value;
 
@@ -18,20 +16,17 @@ const MAX_CELL: usize = 60;
 const MAX_DEPTH: usize = 3;
 
 /// One column of a table: a header and a JSON pointer into each item.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Column {
     /// Header, upper case by convention.
-    pub header: Cow<'static, str>,
+    pub header: &'static str,
     /// JSON pointer into the item (`/id`, `/trigger/kind`).
-    pub pointer: Cow<'static, str>,
+    pub pointer: &'static str,
 }
 
 /// Shorthand for a [`Column`].
 pub const fn col(header: &'static str, pointer: &'static str) -> Column {
-    Column {
-        header: Cow::Borrowed(header),
-        pointer: Cow::Borrowed(pointer),
-    }
+    Column { header, pointer }
 }
 
 /// The chosen output mode.
@@ -87,12 +82,6 @@ impl Output {
         if let Some(hint) = next_page(value) {
             line(&hint);
         }
-    }
-
-    /// Prints a list whose item shape is not fixed: the columns are the
-    /// scalar fields the items have, in order of first appearance.
-    pub fn list_auto(&self, value: &Value) {
-        self.list(value, &auto_columns(items(value)));
     }
 
     /// Reports an answer without a body (`204`): a sentence for people,
@@ -176,11 +165,11 @@ pub fn plain(value: &Value) -> String {
 /// A table with one row per item.
 pub fn table(items: &[Value], columns: &[Column]) -> String {
     let mut table = new_table();
-    table.set_header(columns.iter().map(|c| c.header.as_ref()));
+    table.set_header(columns.iter().map(|c| c.header));
     for item in items {
         table.add_row(columns.iter().map(|c| {
             let text = item
-                .pointer(&c.pointer)
+                .pointer(c.pointer)
                 .map(plain)
                 .unwrap_or_else(|| "-".into());
             cut(&text)
@@ -234,27 +223,6 @@ fn flatten(prefix: &str, value: &Value, depth: usize, rows: &mut Vec<(String, St
         _ if prefix.is_empty() => rows.push(("value".to_owned(), plain(value))),
         _ => rows.push((prefix.to_owned(), plain(value))),
     }
-}
-
-/// Columns for items of unknown shape: their scalar fields.
-fn auto_columns(items: &[Value]) -> Vec<Column> {
-    let mut keys: Vec<String> = Vec::new();
-    for item in items {
-        if let Some(map) = item.as_object() {
-            for (k, v) in map {
-                if !v.is_object() && !keys.contains(k) {
-                    keys.push(k.clone());
-                }
-            }
-        }
-    }
-    keys.into_iter()
-        .take(8)
-        .map(|k| Column {
-            header: Cow::Owned(k.to_uppercase()),
-            pointer: Cow::Owned(format!("/{k}")),
-        })
-        .collect()
 }
 
 fn new_table() -> Table {
@@ -403,15 +371,5 @@ mod tests {
                 "invocation: inv_1"
             ]
         );
-    }
-
-    #[test]
-    fn auto_columns_take_scalar_fields() {
-        let items = [
-            json!({"id": "1", "details": {"x": 1}}),
-            json!({"id": "2", "actor": "a"}),
-        ];
-        let cols: Vec<_> = auto_columns(&items).into_iter().map(|c| c.header).collect();
-        assert_eq!(cols, ["ID", "ACTOR"]);
     }
 }

@@ -6,7 +6,7 @@ use super::body;
 use crate::client::Ctx;
 use crate::client::error::CliResult;
 use crate::client::http::Call;
-use crate::client::output::{self, kv};
+use crate::client::output::{self, col, kv};
 
 /// No arguments beyond the client flags.
 #[derive(Debug, clap::Args)]
@@ -67,9 +67,19 @@ pub async fn audit(ctx: &Ctx, args: AuditArgs) -> CliResult {
         .query_opt("limit", args.limit)
         .query_opt("cursor", args.cursor);
     let page = body(ctx.api.call(call).await?);
-    // The record's fields are the audit log's business: show the scalar
-    // ones as they come.
-    ctx.out.list_auto(&page);
+    ctx.out.list(
+        &page,
+        &[
+            col("AT", "/at"),
+            col("ACTOR", "/actor/name"),
+            col("ACTOR ID", "/actor/id"),
+            col("ACTION", "/action"),
+            col("RESOURCE", "/resource/type"),
+            col("ID", "/resource/id"),
+            col("RESULT", "/outcome/result"),
+            col("CODE", "/outcome/code"),
+        ],
+    );
     Ok(())
 }
 

@@ -77,6 +77,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
                     col("SCOPE", "/scope"),
                     col("INSTANCES", "/instances"),
                     col("CREATED", "/createdAt"),
+                    col("LAST USED", "/lastUsedAt"),
                 ],
             );
         }
