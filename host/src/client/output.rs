@@ -307,6 +307,23 @@ fn error_details(body: &Value) -> Vec<String> {
     if let Some(id) = body.get("invocationId").and_then(Value::as_str) {
         lines.push(format!("invocation: {id}"));
     }
+    // `--outbound`: the attempts are what explains a failed call.
+    for a in body
+        .get("outbound")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let field = |k: &str| a.get(k).map(plain).unwrap_or_else(|| "-".into());
+        lines.push(format!(
+            "outbound: {} {} attempt {}: {}, status {}",
+            field("method"),
+            field("upstream"),
+            field("attempt"),
+            field("decision"),
+            field("status"),
+        ));
+    }
     lines
 }
 
@@ -370,6 +387,13 @@ mod tests {
                 "/message: 42 is not of type \"string\"",
                 "invocation: inv_1"
             ]
+        );
+        let body = json!({"status": "ERROR", "error": {"code": "UPSTREAM_ERROR", "message": "m"},
+            "outbound": [{"method": "GET", "upstream": "https://a.example:443", "attempt": 1,
+                          "decision": "allowed", "status": 503}]});
+        assert_eq!(
+            error_details(&body),
+            ["outbound: GET https://a.example:443 attempt 1: allowed, status 503"]
         );
     }
 }

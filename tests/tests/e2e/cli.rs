@@ -1096,7 +1096,7 @@ fn status_usage_and_metrics() {
         .json();
     assert_eq!(status["status"], "ok");
 
-    let usage = cli.run(&["usage", "--window", "1h", "--json"]).ok().json();
+    let usage = cli.run(&["usage", "--window", "5m", "--json"]).ok().json();
     assert_eq!(usage["window"], "5m", "{usage}");
     assert_eq!(
         usage["instances"][0]["instance"],
@@ -1125,7 +1125,12 @@ fn the_audit_log_filters_and_pages() {
 
     // The instance's creation is in it; pages follow the cursor.
     let page = cli
-        .run(&["audit", "--resource", &instance, "--json"])
+        .run(&[
+            "audit",
+            "--resource",
+            &format!("instance:{instance}"),
+            "--json",
+        ])
         .ok()
         .json();
     let items = page["items"].as_array().unwrap();

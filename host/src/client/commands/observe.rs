@@ -15,13 +15,15 @@ pub struct NoArgs {}
 /// Arguments of `audit`.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// Only records of this actor (a token id).
+    /// Only records of this actor: a token id, or a kind (`token`,
+    /// `webhook`, `system`).
     #[arg(long)]
     actor: Option<String>,
-    /// Only records about this resource (an id).
+    /// Only records about this resource: `type` or `type:id` (e.g.
+    /// `instance:inst_…`).
     #[arg(long)]
     resource: Option<String>,
-    /// Only records of this action (`instance.create`, …).
+    /// Only records of this action (`instance.create`, or `instance.*`).
     #[arg(long)]
     action: Option<String>,
     /// Only records at or after this time (RFC 3339).
