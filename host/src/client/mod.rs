@@ -71,7 +71,13 @@ pub struct ClientArgs {
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// Seconds to wait for each answer (an upload's includes compiling).
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 300)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub timeout: u64,
 }
 
@@ -86,12 +92,11 @@ pub struct Ctx {
 /// Runs a client command and turns its outcome into the exit code.
 pub fn run(command: ClientCommand) -> ExitCode {
     let args = command.args().clone();
-    let args = &args;
     let out = Output {
         json: args.json,
         quiet: args.quiet,
     };
-    match execute(args, out, command) {
+    match execute(&args, out, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             output::print_error(&e, args.json);
@@ -117,9 +122,6 @@ fn execute(args: &ClientArgs, out: Output, command: ClientCommand) -> CliResult 
                 .as_deref()
                 .unwrap_or("nowhere (none found)")
         );
-    }
-    if args.timeout == 0 {
-        return Err(CliError::usage("--timeout must be at least 1 second"));
     }
     let api = http::Api::new(connection, Duration::from_secs(args.timeout), args.verbose);
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -818,6 +818,30 @@ fn a_rotated_token_replaces_the_old_one() {
     };
     call(new).ok();
     call(old).code(3);
+
+    // Rotating the bootstrap token rewrites the data directory's file,
+    // where the CLI finds it: the next command just works.
+    let tokens = cli.run(&["tokens", "list", "--json"]).ok().json();
+    let bootstrap = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "bootstrap admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new = cli
+        .run(&["tokens", "rotate", &bootstrap, "--quiet"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert_ne!(new, host.token);
+    let file = std::fs::read_to_string(host.data_dir.join("admin.token")).unwrap();
+    assert_eq!(file.trim(), new);
+    cli.run(&["tokens", "list"]).ok();
+    cli.run(&["tokens", "list", "--token", &host.token]).code(3);
 }
 
 const DESK_SECRET: &str = "whsec-desk-cli-7Hq2";
