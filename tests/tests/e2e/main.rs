@@ -9,6 +9,7 @@ mod common;
 mod audit;
 mod auth_restart;
 mod broker;
+mod cli;
 mod credentials;
 mod egress;
 mod invoke;
