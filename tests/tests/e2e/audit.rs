@@ -71,26 +71,6 @@ fn bearer(r: &Received) -> Option<&str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn as_token(
-    host: &Host,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = host
-        .client
-        .request(method, host.v1(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 async fn fetch(host: &Host, inst: &str, url: String) -> (StatusCode, Value) {
     host.invoke(inst, "fetch", json!({ "url": url })).await
 }
@@ -221,16 +201,16 @@ async fn the_trail_matches_the_scenario_and_the_upstream() {
     assert_eq!(status, StatusCode::CREATED, "{bot}");
     let bot_v1 = bot["token"].as_str().unwrap().to_owned();
     let bot_v1_id = bot["id"].as_str().unwrap().to_owned();
-    let (status, body) = as_token(
-        &host,
-        &bot_v1,
-        Method::POST,
-        &format!("/instances/{inst}/methods/fetch"),
-        Some(json!({ "parameters": { "url": format!("{}/ok", a.url) } })),
-    )
-    .await;
+    let (status, body) = host
+        .as_token(
+            &bot_v1,
+            Method::POST,
+            &format!("/instances/{inst}/methods/fetch"),
+            Some(json!({ "parameters": { "url": format!("{}/ok", a.url) } })),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let refused = as_token(&host, &bot_v1, Method::GET, "/audit", None).await;
+    let refused = host.as_token(&bot_v1, Method::GET, "/audit", None).await;
     assert_error(&refused, 403, "FORBIDDEN");
 
     // Rule changes: one created, one refused, the first deleted.
@@ -274,23 +254,13 @@ async fn the_trail_matches_the_scenario_and_the_upstream() {
     assert_eq!(rotated["name"], "ci bot");
     assert_eq!(rotated["scope"], "invoke");
     assert_eq!(rotated["instances"], json!([inst]));
-    let old = as_token(
-        &host,
-        &bot_v1,
-        Method::GET,
-        &format!("/instances/{inst}"),
-        None,
-    )
-    .await;
+    let old = host
+        .as_token(&bot_v1, Method::GET, &format!("/instances/{inst}"), None)
+        .await;
     assert_error(&old, 401, "UNAUTHORIZED");
-    let (status, _) = as_token(
-        &host,
-        &bot_v2,
-        Method::GET,
-        &format!("/instances/{inst}"),
-        None,
-    )
-    .await;
+    let (status, _) = host
+        .as_token(&bot_v2, Method::GET, &format!("/instances/{inst}"), None)
+        .await;
     assert_eq!(status, 200);
 
     let token_file = host.data_dir.join("admin.token");
@@ -314,7 +284,9 @@ async fn the_trail_matches_the_scenario_and_the_upstream() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(stale.is_empty(), "{stale:?}");
-    let old = as_token(&host, &admin_v1, Method::GET, "/connectors", None).await;
+    let old = host
+        .as_token(&admin_v1, Method::GET, "/connectors", None)
+        .await;
     assert_error(&old, 401, "UNAUTHORIZED");
     host.token = admin_v2.clone();
     let (status, tokens) = host.get("/tokens").await;
