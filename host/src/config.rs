@@ -148,7 +148,12 @@ pub struct Settings {
     pub master_key: Option<crate::vault::Secret>,
     /// Rule action delivery.
     pub jobs: JobSettings,
+    /// How long audit records are kept; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
 }
+
+/// Default audit retention, in days.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 90;
 
 /// How rule actions are delivered.
 #[derive(Debug, Clone)]
@@ -230,6 +235,9 @@ pub struct Overrides {
     /// milliseconds.
     #[arg(long, env = "PLUGBOARD_EGRESS_BREAKER_OPEN_MS")]
     pub egress_breaker_open_ms: Option<u64>,
+    /// Days audit records are kept (default 90; 0 keeps them forever).
+    #[arg(long, env = "PLUGBOARD_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// The shape of the TOML config file; every key is optional.
@@ -243,6 +251,14 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     egress: FileEgress,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -310,6 +326,11 @@ impl Settings {
         check_range("max_component_mib", component_mib as u64, 1, 1024)?;
         check_range("max_request_kib", request_kib as u64, 1, 1024 * 1024)?;
         check_range("max_instances", u64::from(max_instances), 1, 100_000)?;
+        let retention_days = overrides
+            .audit_retention_days
+            .or(file.audit.retention_days)
+            .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
+        check_range("audit retention_days", u64::from(retention_days), 0, 36_500)?;
 
         let egress = resolve_egress(overrides, &file.egress)?;
         let listen = match overrides.listen.or(file.listen) {
@@ -347,6 +368,8 @@ impl Settings {
                 ),
                 paused: overrides.jobs_paused,
             },
+            audit_retention: (retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(retention_days) * 86_400)),
             master_key: std::env::var(crate::vault::key::KEY_ENV)
                 .ok()
                 .filter(|v| !v.trim().is_empty())
@@ -490,7 +513,8 @@ mod tests {
         std::fs::write(
             &path,
             "listen = \"127.0.0.1:9000\"\n[limits]\ninvoke_timeout_ms = 500\nmax_memory_mib = 64\n\
-             [egress]\nallow_cidrs = [\"10.0.0.0/8\"]\nmax_requests = 7\n",
+             [egress]\nallow_cidrs = [\"10.0.0.0/8\"]\nmax_requests = 7\n\
+             [audit]\nretention_days = 7\n",
         )
         .unwrap();
         let overrides = Overrides {
@@ -507,6 +531,18 @@ mod tests {
         let cidrs: Vec<String> = s.egress.allow_cidrs.iter().map(|c| c.to_string()).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "127.0.0.1/32"]);
         assert_eq!(s.egress.max_requests, 7);
+        assert_eq!(s.audit_retention, Some(Duration::from_secs(7 * 86_400)));
+        let keep = Settings::resolve(&Overrides {
+            audit_retention_days: Some(0),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(keep.audit_retention, None, "0 keeps records forever");
+        let default = Settings::resolve(&Overrides::default()).unwrap();
+        assert_eq!(
+            default.audit_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //!
 //! Data flows one way: [`api`] → [`runtime`] → (guest) → [`egress`] → upstream.
 //! The runtime and the egress policy read from [`store`]; nothing below the
-//! API layer knows about HTTP routes.
+//! API layer knows about HTTP routes. [`client`] is the other side: the
+//! command-line client of the API, in the same binary.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod egress;
 pub mod manifest;

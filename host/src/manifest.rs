@@ -62,7 +62,7 @@ fn render_default(template: &str, config: &Value) -> Option<String> {
 }
 
 /// What a connector says about itself.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
     /// Connector name.
@@ -74,8 +74,10 @@ pub struct Manifest {
     /// Methods accepted by `invoke`.
     pub methods: Vec<MethodInfo>,
     /// JSON Schema of instance config.
+    #[schema(value_type = Object)]
     pub config_schema: Value,
     /// JSON Schema of instance credentials.
+    #[schema(value_type = Object)]
     pub credential_schema: Value,
     /// Authentication the host performs.
     pub auth: Auth,
@@ -90,7 +92,7 @@ pub struct Manifest {
 }
 
 /// One method.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MethodInfo {
     /// Method name.
@@ -98,13 +100,15 @@ pub struct MethodInfo {
     /// Description.
     pub description: String,
     /// JSON Schema of the parameters.
+    #[schema(value_type = Object)]
     pub params_schema: Value,
     /// JSON Schema of the result.
+    #[schema(value_type = Object)]
     pub result_schema: Value,
 }
 
 /// A name and a template value.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateParam {
     /// Header or parameter name.
@@ -114,7 +118,7 @@ pub struct TemplateParam {
 }
 
 /// Where and how credentials are applied.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Auth {
     /// The scheme.
@@ -126,7 +130,7 @@ pub struct Auth {
 }
 
 /// Authentication schemes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum AuthScheme {
     /// No authentication.
@@ -159,7 +163,7 @@ pub enum AuthScheme {
 }
 
 /// OAuth 2.0 provider description.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuth2 {
     /// `authorizationCode` or `clientCredentials`.
@@ -185,7 +189,7 @@ pub struct OAuth2 {
 }
 
 /// Webhook verification settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookConfig {
     /// The scheme.
@@ -195,7 +199,7 @@ pub struct WebhookConfig {
 }
 
 /// Webhook signature schemes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum WebhookScheme {
     /// Generic HMAC-SHA256 over the body.

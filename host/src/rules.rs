@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::store::EventRecord;
 
 /// What a rule matches.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Trigger {
     /// Event kind, e.g. `ticket.created`.
@@ -33,7 +33,7 @@ pub struct Trigger {
 }
 
 /// A test on one payload field.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Condition {
     /// Dot path into the payload, e.g. `ticket.priority` or `items.0.id`.
@@ -42,11 +42,12 @@ pub struct Condition {
     pub op: Op,
     /// The operand (unused by `exists`; an array for `in`).
     #[serde(default)]
+    #[schema(value_type = Value)]
     pub value: Value,
 }
 
 /// Comparison operators.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Equal (JSON equality).
@@ -68,7 +69,7 @@ pub enum Op {
 }
 
 /// One thing a rule does.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Action {
     /// Instance to invoke.
@@ -77,6 +78,7 @@ pub struct Action {
     pub method: String,
     /// Parameters; every string is a template over the event.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub parameters: Value,
 }
 

@@ -1,5 +1,5 @@
 //! Starting and stopping a host: data directory, store, vault, admin
-//! token, runtime, listener, graceful shutdown.
+//! token, audit trail, runtime, listener, graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -43,6 +43,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("admin token written to {} (owner-only)", path.display());
         tracing::info!(path = %path.display(), "created the admin token");
     }
+    // The trail's writer, and the retention sweep before anything listens
+    // (so the records an operator sees are never past retention).
+    let audit = crate::audit::AuditLog::start(store.clone())?;
+    match settings.audit_retention {
+        Some(retention) => {
+            crate::audit::sweep_and_record(&audit, store.clone(), retention)
+                .await
+                .context("sweeping the audit trail")?;
+            crate::audit::spawn_sweeper(audit.clone(), store.clone(), retention);
+        }
+        None => tracing::info!("audit records are kept forever (retention 0)"),
+    }
     let broker = Arc::new(Broker::new(settings.egress.clone()));
     if !settings.egress.allow_cidrs.is_empty() {
         let ranges: Vec<String> = settings
@@ -58,7 +70,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
-    let state = AppState::new(store.clone(), runtime, vault, settings);
+    let state = AppState::new(store.clone(), runtime, vault, settings, audit.clone());
     api::spawn_worker(state.clone());
     let app = api::router(state);
 
@@ -69,6 +81,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    // Queued audit records (credential uses of the last calls) are stored
+    // before the process ends.
+    audit.sync().await;
     store.flush()?;
     tracing::info!("stopped");
     Ok(())

@@ -2,7 +2,11 @@
 //!
 //! Tokens are random 256-bit values; the store keeps only their sha256, so a
 //! copy of the data directory does not reveal a usable token. On first start
-//! the host mints an admin token and writes it to an owner-only file.
+//! the host mints an admin token and writes it to an owner-only file;
+//! rotating that token rewrites the file.
+//!
+//! The middleware is also where API requests enter the audit trail (see
+//! [`super::audit`]): refusals, and the outcome of every admin action.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,12 +14,16 @@ use std::path::{Path, PathBuf};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
+use super::audit::{self, AuditNote, Target};
 use super::error::ApiError;
+use super::openapi::error_responses;
+use super::openapi::schemas::{NewToken, TokenList};
+use super::{AppState, unix_ms};
+use crate::audit::Actor;
 use crate::store::{Store, StoreResult, TokenRecord};
 
 /// File name of the admin token inside the data directory.
@@ -43,6 +51,7 @@ pub fn ensure_admin_token(store: &dyn Store, data_dir: &Path) -> anyhow::Result<
         name: Some("bootstrap admin".into()),
         instances: Vec::new(),
         created_at: super::now(),
+        last_used_at: None,
     };
     put(store, &token, &record)?;
     Ok(Some(path))
@@ -84,20 +93,36 @@ fn invoke_scope_allows(record: &TokenRecord, method: &axum::http::Method, path: 
 }
 
 /// Body of `POST /v1/tokens`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
+    /// A label, 1-128 characters.
     name: String,
+    /// `admin` (everything) or `invoke` (call, test and read `instances`).
     scope: String,
+    /// For `invoke` tokens: the instances they may use.
     #[serde(default)]
     instances: Vec<String>,
 }
 
-/// `POST /v1/tokens`: mints a token; the answer is the only time it is shown.
+error_responses!(CreateErrors = [INVALID_REQUEST, PAYLOAD_TOO_LARGE]);
+
+/// Mint a token.
+///
+/// The answer is the only time the token is shown: the host stores only
+/// its sha256.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "createToken",
+    tag = "tokens",
+    request_body = CreateToken,
+    responses((status = 201, description = "Minted.", body = NewToken), CreateErrors),
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     body: axum::body::Body,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let req: CreateToken = super::read_json(body, state.settings.limits.max_request_bytes).await?;
     if req.name.trim().is_empty() || req.name.len() > 128 {
         return Err(ApiError::bad_request(
@@ -143,15 +168,129 @@ pub async fn create_token(
         name: Some(req.name.trim().to_owned()),
         instances: req.instances,
         created_at: super::now(),
+        last_used_at: None,
     };
     put(&*state.store, &token, &record)?;
     tracing::info!(token = %record.id, scope = %record.scope, "token created");
-    let mut view = serde_json::to_value(&record).unwrap_or_default();
-    view["token"] = serde_json::json!(token);
-    Ok((StatusCode::CREATED, axum::Json(view)))
+    let note = AuditNote::on(&record.id)
+        .with("scope", record.scope.as_str())
+        .with("instances", record.instances.clone());
+    Ok(note.attach(shown_once(StatusCode::CREATED, &record, &token)))
 }
 
-/// `GET /v1/tokens`: ids, scopes, names; never the tokens.
+/// A token record with the token itself: the only time it is shown.
+fn shown_once(status: StatusCode, record: &TokenRecord, token: &str) -> Response {
+    let mut view = serde_json::to_value(record).unwrap_or_default();
+    view["token"] = serde_json::json!(token);
+    (status, axum::Json(view)).into_response()
+}
+
+error_responses!(RotateErrors = [NOT_FOUND]);
+
+/// Rotate a token.
+///
+/// Mints a replacement with the same name, scope and instances and revokes
+/// the old token in one store transaction; the answer is the only time the
+/// new token is shown. Rotating the bootstrap admin token also rewrites
+/// `<data-dir>/admin.token` (atomically: written aside, renamed over once
+/// the store committed).
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{id}/rotate",
+    operation_id = "rotateToken",
+    tag = "tokens",
+    params(("id" = String, Path, description = "Token id (`tok_…`)")),
+    responses((status = 201, description = "Rotated: the new token.", body = NewToken), RotateErrors),
+)]
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let old = state
+        .store
+        .tokens()?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("token {id}")))?;
+    let token = mint();
+    let record = TokenRecord {
+        id: token_id(&token),
+        created_at: super::now(),
+        last_used_at: None,
+        ..old
+    };
+    let file = state.settings.data_dir.join(ADMIN_TOKEN_FILE);
+    // The file's token, if it is the one being rotated (ids are derived
+    // from the hash; the hash itself is compared after the commit).
+    let in_file = std::fs::read_to_string(&file)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| token_id(t) == id);
+    let staged = match &in_file {
+        Some(_) => Some(stage(&file, &token).map_err(ApiError::internal)?),
+        None => None,
+    };
+    let old_hash = match state.store.replace_token(&id, &token_hash(&token), &record) {
+        Ok(hash) => hash,
+        Err(e) => {
+            if let Some(tmp) = &staged {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e.into());
+        }
+    };
+    forget(&state, &id);
+    // Committed: from here on nothing may fail the request, or the only
+    // copy of the new token (this answer) would be lost.
+    let mut rewrote = false;
+    if let Some(tmp) = staged {
+        if in_file.is_some_and(|t| token_hash(&t) == old_hash) {
+            match replace_file(&tmp, &file) {
+                Ok(()) => rewrote = true,
+                Err(e) => {
+                    tracing::error!(path = %file.display(), error = %e, "could not rewrite the admin token file; use the token from the rotation answer");
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    tracing::info!(old = %id, new = %record.id, admin_token_file = rewrote, "token rotated");
+    let note = AuditNote::on(&id)
+        .with("replacedBy", record.id.as_str())
+        .with("adminTokenFile", rewrote);
+    Ok(note.attach(shown_once(StatusCode::CREATED, &record, &token)))
+}
+
+/// Writes `token` owner-only next to `file`, under a unique name; returns
+/// that path.
+fn stage(file: &Path, token: &str) -> std::io::Result<PathBuf> {
+    let tmp = file.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
+    write_owner_only(&tmp, token.as_bytes())?;
+    Ok(tmp)
+}
+
+/// Renames `tmp` over `file` and makes the rename durable.
+fn replace_file(tmp: &Path, file: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, file)?;
+    #[cfg(unix)]
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+error_responses!(ListErrors = []);
+
+/// List tokens.
+///
+/// Ids, scopes, names and instances; never the tokens.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "listTokens",
+    tag = "tokens",
+    responses((status = 200, description = "Every token.", body = TokenList), ListErrors),
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
@@ -160,12 +299,23 @@ pub async fn list_tokens(
     ))
 }
 
-/// `DELETE /v1/tokens/{id}`: revokes at once.
+error_responses!(DeleteErrors = [NOT_FOUND]);
+
+/// Revoke a token, at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    operation_id = "deleteToken",
+    tag = "tokens",
+    params(("id" = String, Path, description = "Token id (`tok_…`)")),
+    responses((status = 204, description = "Revoked."), DeleteErrors),
+)]
 pub async fn delete_token(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.store.delete_token(&id)?;
+    forget(&state, &id);
     tracing::info!(token = %id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -196,12 +346,48 @@ pub fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     }
 }
 
-/// Middleware: rejects requests without a valid bearer token with 401.
+/// How often a token's `lastUsedAt` is written at most.
+const LAST_USED_EVERY_MS: u64 = 60_000;
+
+/// Writes `lastUsedAt` if the last write for this token is a minute old:
+/// one small write per token per minute, not one per request.
+fn note_use(state: &AppState, hash: &[u8; 32], record: &TokenRecord) {
+    let now = unix_ms();
+    let due = {
+        let mut seen = state.token_seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get(&record.id) {
+            Some(&at) if now.saturating_sub(at) < LAST_USED_EVERY_MS => false,
+            _ => {
+                seen.insert(record.id.clone(), now);
+                true
+            }
+        }
+    };
+    if due && let Err(e) = state.store.touch_token(hash, &super::now()) {
+        tracing::warn!(token = %record.id, error = %e, "could not record the token's last use");
+    }
+}
+
+/// Drops a revoked token from the `lastUsedAt` bookkeeping.
+fn forget(state: &AppState, id: &str) {
+    state
+        .token_seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
+}
+
+/// Middleware: rejects requests without a valid bearer token with 401 (or
+/// outside the token's scope with 403), recording the refusal; runs the
+/// handler as the token's actor and records admin actions' outcomes.
 pub async fn require_token(
     State(state): State<AppState>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let target = Target::of(&mut parts).await;
+    let mut request = Request::from_parts(parts, body);
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -216,28 +402,36 @@ pub async fn require_token(
         || request.headers().contains_key(header::TRANSFER_ENCODING);
     let refuse = |e: ApiError| if has_body { e.body_unread() } else { e };
     let Some(token) = presented else {
-        return Err(refuse(ApiError::new(
+        let e = refuse(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in <data-dir>/admin.token)",
-        )));
+        ));
+        return Err(
+            audit::denied(&state, &target, Actor::unidentified(), "missing token", e).await,
+        );
     };
+    let hash = token_hash(token);
     // A sled point read is microseconds and mostly served from its cache, so
     // it runs inline rather than on a blocking thread.
-    let Some(record) = state.store.token(&token_hash(token))? else {
-        return Err(refuse(ApiError::new(
+    let Some(record) = state.store.token(&hash)? else {
+        let e = refuse(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "invalid token",
-        )));
+        ));
+        return Err(
+            audit::denied(&state, &target, Actor::unidentified(), "invalid token", e).await,
+        );
     };
     let allowed = match record.scope.as_str() {
         ADMIN => true,
         INVOKE => invoke_scope_allows(&record, request.method(), request.uri().path()),
         _ => false,
     };
+    let actor = Actor::token(&record);
     if !allowed {
-        return Err(refuse(ApiError::new(
+        let e = refuse(ApiError::new(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
             format!(
@@ -247,8 +441,18 @@ pub async fn require_token(
                 request.method(),
                 request.uri().path()
             ),
-        )));
+        ));
+        return Err(audit::denied(&state, &target, actor, "outside the token's scope", e).await);
     }
+    note_use(&state, &hash, &record);
     request.extensions_mut().insert(record);
-    Ok(next.run(request).await)
+    let response = crate::audit::acting(actor.clone(), next.run(request)).await;
+    if let Some(action) = target.action() {
+        // Stored before the answer goes out, so an answered admin request
+        // has its record. If it cannot be stored the writer logs the loss;
+        // the answer still goes out (the action happened).
+        let record = audit::admin(&state, &target, action, actor, &response);
+        state.audit.append(record).await;
+    }
+    Ok(response)
 }

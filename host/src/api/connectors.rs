@@ -11,14 +11,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiResult, AppState, now, read_body, read_json};
+use super::openapi::error_responses;
+use super::openapi::schemas::{ConnectorList, WasmBytes};
+use super::{ApiError, ApiResult, AppState, AuditNote, now, read_body, read_json};
 use crate::egress::budget::RateSpec;
 use crate::store::ConnectorRecord;
 
-/// List entry: the record without the (large) manifest schemas.
-#[derive(Serialize)]
+/// A connector in a list: the record without the manifest's schemas.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Summary<'a> {
+#[schema(as = ConnectorSummary)]
+pub(super) struct Summary<'a> {
     id: &'a str,
     name: &'a str,
     version: &'a str,
@@ -44,9 +47,40 @@ impl<'a> From<&'a ConnectorRecord> for Summary<'a> {
     }
 }
 
-/// `POST /v1/connectors` with the component bytes as the body.
-/// 201 on first upload, 200 when the identical bytes are already stored,
-/// 409 when `name@version` exists with other bytes.
+/// The path parameter naming a connector.
+const CONNECTOR_ID: &str = "`name@version`, or `name` for the highest stored version";
+
+error_responses!(
+    UploadErrors = [
+        INVALID_REQUEST,
+        INVALID_COMPONENT,
+        WORLD_MISMATCH,
+        INVALID_MANIFEST,
+        DESCRIBE_FAILED,
+        CONFLICT,
+        PAYLOAD_TOO_LARGE,
+    ]
+);
+
+/// Upload a connector.
+///
+/// The body is the component's `.wasm` bytes. The host checks the format,
+/// compiles and validates the component, checks it implements the
+/// `connector` world, calls `describe`, validates the manifest and stores
+/// bytes, compiled artifact and manifest in one transaction. Idempotent:
+/// the same bytes again answer 200 with the stored record.
+#[utoipa::path(
+    post,
+    path = "/v1/connectors",
+    operation_id = "uploadConnector",
+    tag = "connectors",
+    request_body(content = inline(WasmBytes), content_type = "application/wasm", description = "The component bytes."),
+    responses(
+        (status = 201, description = "Stored.", body = ConnectorRecord),
+        (status = 200, description = "The identical bytes were already stored.", body = ConnectorRecord),
+        UploadErrors,
+    ),
+)]
 pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
     let bytes = read_body(body, state.settings.limits.max_component_bytes).await?;
     if bytes.is_empty() {
@@ -63,7 +97,10 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         .into_iter()
         .find(|c| c.digest == digest)
     {
-        return Ok((StatusCode::OK, Json(existing)).into_response());
+        let note = AuditNote::on(&existing.id)
+            .with("digest", digest)
+            .with("created", false);
+        return Ok(note.attach((StatusCode::OK, Json(existing))));
     }
     let prepared = state.runtime.prepare(Arc::new(bytes.to_vec())).await?;
     let record = ConnectorRecord {
@@ -80,23 +117,48 @@ pub async fn upload(State(state): State<AppState>, body: Body) -> ApiResult<Resp
         .store
         .put_connector(&record, &bytes, &prepared.artifact)?;
     state.runtime.remember(&record.digest, prepared.loaded);
+    let note = AuditNote::on(&record.id)
+        .with("digest", record.digest.as_str())
+        .with("created", created);
     if created {
         tracing::info!(connector = %record.id, digest = %record.digest, size = record.size, "connector uploaded");
-        Ok((StatusCode::CREATED, Json(record)).into_response())
+        Ok(note.attach((StatusCode::CREATED, Json(record))))
     } else {
         let existing = state.store.connector(&record.id)?.unwrap_or(record);
-        Ok((StatusCode::OK, Json(existing)).into_response())
+        Ok(note.attach((StatusCode::OK, Json(existing))))
     }
 }
 
-/// `GET /v1/connectors`.
+error_responses!(ListErrors = []);
+
+/// List connectors.
+#[utoipa::path(
+    get,
+    path = "/v1/connectors",
+    operation_id = "listConnectors",
+    tag = "connectors",
+    responses((status = 200, description = "Every stored version.", body = ConnectorList), ListErrors),
+)]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Response> {
     let records = state.store.connectors()?;
     let items: Vec<Summary<'_>> = records.iter().map(Summary::from).collect();
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
-/// `GET /v1/connectors/{id}` where id is `name@version` or `name` (latest).
+error_responses!(ShowErrors = [NOT_FOUND]);
+
+/// Show a connector.
+///
+/// The record with the manifest: methods and their JSON Schemas, config
+/// and credential schemas, auth, hosts, webhook verification.
+#[utoipa::path(
+    get,
+    path = "/v1/connectors/{id}",
+    operation_id = "showConnector",
+    tag = "connectors",
+    params(("id" = String, Path, description = CONNECTOR_ID)),
+    responses((status = 200, description = "The connector.", body = ConnectorRecord), ShowErrors),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -104,7 +166,19 @@ pub async fn show(
     Ok(Json(resolve(&state, &id)?))
 }
 
-/// `DELETE /v1/connectors/{id}`; 409 while instances use it.
+error_responses!(DeleteErrors = [NOT_FOUND, CONFLICT]);
+
+/// Delete a connector version.
+///
+/// Refused with 409 `CONFLICT` while instances use it.
+#[utoipa::path(
+    delete,
+    path = "/v1/connectors/{id}",
+    operation_id = "deleteConnector",
+    tag = "connectors",
+    params(("id" = String, Path, description = "`name@version`")),
+    responses((status = 204, description = "Deleted."), DeleteErrors),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -120,7 +194,7 @@ pub async fn delete(
 }
 
 /// Body of `PUT /v1/connectors/{id}/rate-limit`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitBody {
     /// The new rate of the shared upstream budget; `null` reverts to the
@@ -128,8 +202,26 @@ pub struct RateLimitBody {
     rate_limit: Option<RateSpec>,
 }
 
-/// `PUT /v1/connectors/{id}/rate-limit`: overrides the manifest's
-/// `rateLimit` for every instance of this connector version.
+error_responses!(RateLimitErrors = [INVALID_REQUEST, NOT_FOUND, PAYLOAD_TOO_LARGE]);
+
+/// Set a connector's upstream rate limit.
+///
+/// Overrides the manifest's `rateLimit` for this connector version: the
+/// rate of the budget shared by every instance that calls the same
+/// upstream with the same credential. `null` reverts to the manifest's
+/// default. All three numbers must be greater than zero.
+#[utoipa::path(
+    put,
+    path = "/v1/connectors/{id}/rate-limit",
+    operation_id = "setConnectorRateLimit",
+    tag = "connectors",
+    params(("id" = String, Path, description = CONNECTOR_ID)),
+    request_body = RateLimitBody,
+    responses(
+        (status = 200, description = "The connector, with `rateLimit` the override.", body = ConnectorRecord),
+        RateLimitErrors,
+    ),
+)]
 pub async fn set_rate_limit(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -37,6 +37,11 @@ pub struct ApiError {
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The error code of an error response, left in its extensions for the
+/// audit trail (which records outcomes without parsing bodies).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorCode(pub &'static str);
+
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -127,6 +132,7 @@ impl IntoResponse for ApiError {
         body.insert("status".into(), json!("ERROR"));
         body.insert("error".into(), error);
         let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -9,13 +9,18 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connectors::resolve;
 use super::credentials;
-use super::{ApiError, ApiResult, AppState, now, read_json};
+use super::openapi::codes::CALL;
+use super::openapi::error_responses;
+use super::openapi::schemas::{
+    CallSuccess, Instance, InstanceHealth, InstanceList, InstanceStats, TestSuccess,
+};
+use super::{ApiError, ApiResult, AppState, AuditNote, now, read_json};
 use crate::egress::AuthPlan;
 use crate::egress::budget::BudgetKey;
 use crate::egress::{Allowlist, EgressPolicy, PatternError, millis};
@@ -24,7 +29,7 @@ use crate::runtime::{Call, Called, Envelope, Invocation};
 use crate::store::{ConnectorRecord, CredentialsRecord, InstanceLimits, InstanceRecord};
 
 /// Body of `POST /v1/instances`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateInstance {
     /// `name@version`, or `name` for the highest stored version.
@@ -33,12 +38,15 @@ pub struct CreateInstance {
     name: String,
     /// Config object, validated against the connector's config schema.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     config: Value,
     /// Optional narrower limits.
     #[serde(default)]
     limits: InstanceLimits,
-    /// Secret values, validated against the credential schema and sealed.
+    /// Secret values (strings), validated against the credential schema
+    /// and sealed.
     #[serde(default)]
+    #[schema(value_type = Option<HashMap<String, String>>)]
     credentials: Option<Value>,
 }
 
@@ -47,11 +55,13 @@ fn empty_object() -> Value {
 }
 
 /// Body of `POST /v1/instances/{id}/methods/{method}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvokeBody {
-    /// Method parameters.
+    /// Method parameters, validated against the method's `paramsSchema`
+    /// before any guest code runs.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Value)]
     parameters: Value,
 }
 
@@ -138,7 +148,38 @@ fn check_instance(
     }
 }
 
-/// `POST /v1/instances`.
+/// The path parameter naming an instance.
+const INSTANCE_ID: &str = "Instance id (`inst_…`)";
+
+error_responses!(
+    CreateErrors = [
+        INVALID_REQUEST,
+        CONNECTOR_NOT_FOUND,
+        INVALID_CONFIG,
+        INVALID_CREDENTIALS,
+        CONFLICT,
+        PAYLOAD_TOO_LARGE,
+    ]
+);
+
+/// Create an instance.
+///
+/// `config` is validated against the connector's config schema and must
+/// resolve every host pattern of its manifest; `limits` can only narrow
+/// what the host and the connector allow; `credentials` are validated
+/// against the credential schema and sealed at rest. Without credentials,
+/// an instance of a connector that needs them is `PENDING_AUTHENTICATION`.
+#[utoipa::path(
+    post,
+    path = "/v1/instances",
+    operation_id = "createInstance",
+    tag = "instances",
+    request_body = CreateInstance,
+    responses(
+        (status = 201, description = "Created; credentials shown as names only.", body = Instance),
+        CreateErrors,
+    ),
+)]
 pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
     let req: CreateInstance = read_json(body, state.settings.limits.max_request_bytes).await?;
     let name = req.name.trim();
@@ -181,11 +222,18 @@ pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Resp
     };
     state.store.create_instance(&record, sealed.as_ref())?;
     tracing::info!(instance = %record.id, connector = %record.connector, status = %record.status, "instance created");
-    Ok((
+    let note = AuditNote::on(&record.id)
+        .with("connector", record.connector.as_str())
+        .with("credentialFields", field_names(sealed.as_ref()));
+    Ok(note.attach((
         StatusCode::CREATED,
         Json(instance_view(&record, Some(&allowlist), sealed.as_ref())),
-    )
-        .into_response())
+    )))
+}
+
+/// Names of the set credential fields (for the audit trail; never values).
+fn field_names(sealed: Option<&CredentialsRecord>) -> Vec<String> {
+    sealed.map_or_else(Vec::new, |c| c.fields.keys().cloned().collect())
 }
 
 /// `PENDING_AUTHENTICATION` while a connector that needs credentials has
@@ -223,10 +271,13 @@ pub(super) const PENDING: &str = "PENDING_AUTHENTICATION";
 const ERROR: &str = "ERROR";
 
 /// Body of `PUT /v1/instances/{id}/credentials`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PutCredentials {
+    /// All the credentials (strings), replacing the stored ones.
+    #[schema(value_type = HashMap<String, String>)]
     credentials: Value,
+    /// When they expire (RFC 3339): health warns from 7 days before.
     #[serde(default)]
     expires_at: Option<String>,
 }
@@ -264,12 +315,33 @@ fn replace_credentials(
     Ok(sealed)
 }
 
-/// `PUT /v1/instances/{id}/credentials`: replaces all credentials at once.
+error_responses!(
+    PutCredentialsErrors = [
+        INVALID_REQUEST,
+        INVALID_CREDENTIALS,
+        NOT_FOUND,
+        PAYLOAD_TOO_LARGE
+    ]
+);
+
+/// Replace an instance's credentials.
+///
+/// All at once, atomically with the status they imply. No API ever returns
+/// a credential value.
+#[utoipa::path(
+    put,
+    path = "/v1/instances/{id}/credentials",
+    operation_id = "putInstanceCredentials",
+    tag = "instances",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    request_body = PutCredentials,
+    responses((status = 200, description = "The instance.", body = Instance), PutCredentialsErrors),
+)]
 pub async fn put_credentials(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let req: PutCredentials = read_json(body, state.settings.limits.max_request_bytes).await?;
     let mut record = load_instance(&state, &id)?;
     let connector = load_connector(&state, &record)?;
@@ -283,14 +355,26 @@ pub async fn put_credentials(
     )?;
     tracing::info!(instance = %id, fields = ?sealed.fields.keys().collect::<Vec<_>>(), "credentials replaced");
     let allowlist = allowlist_for(&connector, &record.config, &record.limits).ok();
-    Ok(Json(instance_view(
+    let note = AuditNote::default()
+        .with("credentialFields", field_names(Some(&sealed)))
+        .with("expiresAt", sealed.expires_at.clone());
+    Ok(note.attach(Json(instance_view(
         &record,
         allowlist.as_ref(),
         Some(&sealed),
-    )))
+    ))))
 }
 
-/// `GET /v1/instances`.
+error_responses!(ListErrors = []);
+
+/// List instances.
+#[utoipa::path(
+    get,
+    path = "/v1/instances",
+    operation_id = "listInstances",
+    tag = "instances",
+    responses((status = 200, description = "Every instance.", body = InstanceList), ListErrors),
+)]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let items: Vec<Value> = state
         .store
@@ -323,7 +407,17 @@ pub(super) fn load_connector(
     })
 }
 
-/// `GET /v1/instances/{id}`.
+error_responses!(ShowErrors = [NOT_FOUND]);
+
+/// Show an instance.
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}",
+    operation_id = "showInstance",
+    tag = "instances",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    responses((status = 200, description = "The instance.", body = Instance), ShowErrors),
+)]
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let instance = load_instance(&state, &id)?;
     let connector = load_connector(&state, &instance)?;
@@ -338,23 +432,61 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
 
 /// Body of `PATCH /v1/instances/{id}`: each member present replaces the
 /// stored one.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateInstance {
+    /// Display name.
     name: Option<String>,
+    /// Config object.
+    #[schema(value_type = Option<Object>)]
     config: Option<Value>,
+    /// Limits.
     limits: Option<InstanceLimits>,
+    /// All the credentials (strings).
+    #[schema(value_type = Option<HashMap<String, String>>)]
     credentials: Option<Value>,
 }
 
-/// `PATCH /v1/instances/{id}`: renames, reconfigures or re-limits an
-/// instance; validated like a create.
+error_responses!(
+    UpdateErrors = [
+        INVALID_REQUEST,
+        INVALID_CONFIG,
+        INVALID_CREDENTIALS,
+        NOT_FOUND,
+        PAYLOAD_TOO_LARGE,
+    ]
+);
+
+/// Update an instance.
+///
+/// Renames, reconfigures, re-limits or sets the credentials of an
+/// instance: each member present replaces the stored one, validated like a
+/// create.
+#[utoipa::path(
+    patch,
+    path = "/v1/instances/{id}",
+    operation_id = "updateInstance",
+    tag = "instances",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    request_body = UpdateInstance,
+    responses((status = 200, description = "The instance.", body = Instance), UpdateErrors),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let req: UpdateInstance = read_json(body, state.settings.limits.max_request_bytes).await?;
+    let changed: Vec<&str> = [
+        ("name", req.name.is_some()),
+        ("config", req.config.is_some()),
+        ("limits", req.limits.is_some()),
+        ("credentials", req.credentials.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(part, set)| set.then_some(part))
+    .collect();
+    let note = AuditNote::default().with("changed", changed);
     let mut record = load_instance(&state, &id)?;
     let connector = load_connector(&state, &record)?;
     if let Some(name) = req.name {
@@ -388,14 +520,24 @@ pub async fn update(
         }
     };
     tracing::info!(instance = %record.id, "instance updated");
-    Ok(Json(instance_view(
+    Ok(note.attach(Json(instance_view(
         &record,
         Some(&allowlist),
         creds.as_ref(),
-    )))
+    ))))
 }
 
-/// `DELETE /v1/instances/{id}`.
+error_responses!(DeleteErrors = [NOT_FOUND]);
+
+/// Delete an instance (and its credentials).
+#[utoipa::path(
+    delete,
+    path = "/v1/instances/{id}",
+    operation_id = "deleteInstance",
+    tag = "instances",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    responses((status = 204, description = "Deleted."), DeleteErrors),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -419,7 +561,27 @@ fn wants_outbound(query: &HashMap<String, String>) -> ApiResult<bool> {
     }
 }
 
-/// `POST /v1/instances/{id}/test`: runs the connector's `test-connection`.
+/// The `outbound` query parameter of the calling endpoints.
+const OUTBOUND: &str =
+    "`true` adds the call's outbound attempts to the answer (`outbound`), on success and on error.";
+
+error_responses!(TestErrors = [INVALID_REQUEST, NOT_FOUND] + CALL);
+
+/// Test an instance's connection.
+///
+/// Runs the connector's `test-connection`: success sets the instance
+/// `ACTIVE`; a failure of the connection sets `ERROR` with the reason.
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/test",
+    operation_id = "testInstance",
+    tag = "calls",
+    params(
+        ("id" = String, Path, description = INSTANCE_ID),
+        ("outbound" = Option<bool>, Query, description = OUTBOUND),
+    ),
+    responses((status = 200, description = "The test passed.", body = TestSuccess), TestErrors),
+)]
 pub async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -524,7 +686,39 @@ fn finish(
     }
 }
 
-/// `POST /v1/instances/{id}/methods/{method}` with `{"parameters": {...}}`.
+error_responses!(
+    InvokeErrors = [
+        INVALID_REQUEST,
+        NOT_FOUND,
+        METHOD_NOT_FOUND,
+        IDEMPOTENCY_CONFLICT,
+        PAYLOAD_TOO_LARGE,
+        INVALID_CONNECTOR_OUTPUT,
+    ] + CALL
+);
+
+/// Call a method.
+///
+/// Parameters are validated against the method's `paramsSchema` before any
+/// guest code runs. Each call runs in a fresh sandbox: memory cap,
+/// deadline, no filesystem, environment or sockets; outbound HTTP only to
+/// allowed hosts. With an `Idempotency-Key`, the first successful result
+/// is stored for 24 h and answered again for the same method and
+/// parameters.
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/methods/{method}",
+    operation_id = "invokeMethod",
+    tag = "calls",
+    params(
+        ("id" = String, Path, description = INSTANCE_ID),
+        ("method" = String, Path, description = "A method of the instance's connector"),
+        ("outbound" = Option<bool>, Query, description = OUTBOUND),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters: the same key with the same method and parameters answers the stored result (`replayed`)"),
+    ),
+    request_body = InvokeBody,
+    responses((status = 200, description = "The method's result.", body = CallSuccess), InvokeErrors),
+)]
 pub async fn invoke(
     State(state): State<AppState>,
     Path((id, method)): Path<(String, String)>,
@@ -782,14 +976,28 @@ pub(super) async fn run(
                 e.to_string(),
             )
         })?;
+    let credential = credential_identity(state, connector, &instance.id, &creds);
+    // Only requests the host adds credentials to are credential uses.
+    let audit = auth.as_ref().map(|plan| {
+        Arc::new(crate::audit::CredentialAudit::new(
+            state.audit.clone(),
+            crate::audit::current_actor(),
+            &instance.id,
+            &connector.id,
+            invocation_id,
+            credential.as_deref(),
+            plan.fields(),
+        ))
+    });
     let policy = EgressPolicy {
         allowlist: Arc::new(allowlist),
         instance_rate: instance.limits.rate_limit,
         upstream_rate: connector.effective_rate_limit(),
-        credential: credential_identity(state, connector, &instance.id, &creds).map(Arc::from),
+        credential: credential.map(Arc::from),
         credentials: Arc::new(creds),
         auth: auth.map(Arc::new),
         reauth: super::oauth::reauth_hook(state, &instance.id, connector, used_token),
+        audit,
     };
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
     let invocation = Invocation {
@@ -831,11 +1039,24 @@ fn credential_identity(
     (!creds.is_empty()).then(|| state.vault.fingerprint(creds))
 }
 
-/// `GET /v1/instances/{id}/health`: the circuits of the upstreams the
-/// instance uses and the state of its rate budgets.
+error_responses!(HealthErrors = [NOT_FOUND, CREDENTIALS_UNREADABLE]);
+
+/// An instance's health.
 ///
-/// `status` is `unavailable` while a circuit is open, `degraded` while one
-/// is half-open or a budget is paused by the upstream, else `healthy`.
+/// The broker's view of the upstreams the instance uses (those it called
+/// since the host started, plus the exact hosts it may call): their
+/// circuits and rate budgets. `status` is `unavailable` while a circuit is
+/// open or the credentials have expired; `degraded` while a circuit is
+/// half-open, a budget is paused by the upstream, the credentials expire
+/// within 7 days or the instance is not `ACTIVE`; else `healthy`.
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/health",
+    operation_id = "instanceHealth",
+    tag = "instances",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    responses((status = 200, description = "The health.", body = InstanceHealth), HealthErrors),
+)]
 pub async fn health(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -986,9 +1207,26 @@ const ERROR_RATE_MIN_CALLS: u64 = 5;
 /// How long before credentials expire health starts warning.
 const CREDENTIAL_EXPIRY_WARNING: time::Duration = time::Duration::days(7);
 
-/// `GET /v1/instances/{id}/stats?window=`: calls (by outcome code,
-/// category and method, durations) and outbound attempts (decisions,
-/// statuses, bytes, latency, per upstream) over the window.
+error_responses!(StatsErrors = [NOT_FOUND, INVALID_REQUEST]);
+
+/// An instance's calls and outbound attempts over a window.
+///
+/// Calls by outcome code, category and method with durations, and
+/// outbound attempts by broker decision, status and error category, with
+/// bytes, latency (time to response headers) and per-upstream counts; in
+/// memory since the host started. No path, query, header or body is ever
+/// recorded.
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/stats",
+    operation_id = "instanceStats",
+    tag = "instances",
+    params(
+        ("id" = String, Path, description = INSTANCE_ID),
+        ("window" = Option<String>, Query, description = super::observe::WINDOW),
+    ),
+    responses((status = 200, description = "The stats.", body = InstanceStats), StatsErrors),
+)]
 pub async fn stats(
     State(state): State<AppState>,
     Path(id): Path<String>,

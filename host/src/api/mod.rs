@@ -3,6 +3,7 @@
 //! Handlers validate input, call into the runtime and the store, and map
 //! every failure onto [`ApiError`]. Nothing here knows how guests run.
 
+mod audit;
 mod auth;
 mod connectors;
 mod credentials;
@@ -10,6 +11,7 @@ mod error;
 mod instances;
 mod oauth;
 mod observe;
+mod openapi;
 mod rules;
 mod webhooks;
 
@@ -20,10 +22,13 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
 use serde_json::json;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+pub use audit::AuditNote;
 pub use auth::{ADMIN_TOKEN_FILE, ensure_admin_token, write_owner_only};
 pub use error::{ApiError, ApiResult};
 pub use rules::spawn_worker;
@@ -48,6 +53,11 @@ pub struct AppState {
     pub oauth: Arc<crate::oauth::OAuth>,
     /// Wakes the job worker when jobs are queued.
     pub jobs: Arc<tokio::sync::Notify>,
+    /// The audit trail.
+    pub audit: crate::audit::AuditLog,
+    /// When each token's `lastUsedAt` was last written (Unix ms), so it is
+    /// written at most once a minute per token rather than per request.
+    token_seen: Arc<Mutex<HashMap<String, u64>>>,
     /// Compiled parameter validators per (digest, method): compiling a JSON
     /// Schema costs far more than validating against it.
     validators: Arc<Mutex<ValidatorCache>>,
@@ -63,6 +73,7 @@ impl AppState {
         runtime: Arc<Runtime>,
         vault: Arc<Vault>,
         settings: Settings,
+        audit: crate::audit::AuditLog,
     ) -> Self {
         Self {
             store,
@@ -70,87 +81,95 @@ impl AppState {
             vault,
             oauth: Arc::default(),
             jobs: Arc::default(),
+            audit,
+            token_seen: Arc::default(),
             settings: Arc::new(settings),
             validators: Arc::default(),
         }
     }
 }
 
-/// The full router.
+/// The full router, and the spec it serves (built once, here).
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route(
-            "/connectors",
-            post(connectors::upload).get(connectors::list),
-        )
-        .route(
-            "/connectors/{id}",
-            get(connectors::show).delete(connectors::delete),
-        )
-        .route("/instances", post(instances::create).get(instances::list))
-        .route(
-            "/connectors/{id}/rate-limit",
-            axum::routing::put(connectors::set_rate_limit),
-        )
-        .route(
-            "/instances/{id}",
-            get(instances::show)
-                .patch(instances::update)
-                .delete(instances::delete),
-        )
-        .route("/instances/{id}/health", get(instances::health))
-        .route("/instances/{id}/stats", get(instances::stats))
-        .route("/instances/{id}/test", post(instances::test))
-        .route("/tokens", post(auth::create_token).get(auth::list_tokens))
-        .route("/tokens/{id}", axum::routing::delete(auth::delete_token))
-        .route("/events", get(webhooks::list_events))
-        .route("/events/{id}", get(webhooks::show_event))
-        .route("/rules", post(rules::create).get(rules::list))
-        .route(
-            "/rules/{id}",
-            get(rules::show).put(rules::replace).delete(rules::delete),
-        )
-        .route("/usage", get(observe::usage))
-        .route("/jobs", get(rules::list_jobs))
-        .route("/jobs/{id}", get(rules::show_job))
-        .route("/jobs/{id}/replay", post(rules::replay))
-        .route("/instances/{id}/oauth2/start", post(oauth::start))
-        .route("/instances/{id}/oauth2/callback", post(oauth::callback))
-        .route(
-            "/instances/{id}/oauth2",
-            axum::routing::delete(oauth::disconnect),
-        )
-        .route(
-            "/instances/{id}/credentials",
-            axum::routing::put(instances::put_credentials),
-        )
-        .route("/instances/{id}/methods/{method}", post(instances::invoke))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    // Prometheus scrapes with a bearer token like any API client.
-    let metrics = Router::new()
-        .route("/metrics", get(observe::metrics))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    Router::new()
-        .route("/healthz", get(healthz))
-        // Where OAuth providers send the browser: no API token there; the
-        // single-use state binds it to an instance.
-        .route("/oauth2/callback", get(oauth::browser_callback))
-        // Webhooks carry no API token: the signature is the authentication.
-        .route("/v1/webhooks/{id}", post(webhooks::ingress))
-        .nest("/v1", v1)
-        .merge(metrics)
+    let guard = axum::middleware::from_fn_with_state(state.clone(), auth::require_token);
+    let (router, spec) = routes(|v1| v1.route_layer(guard)).split_for_parts();
+    router
+        .layer(axum::Extension(Arc::new(openapi::Published::new(&spec))))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(observe::track))
         .with_state(state)
 }
 
+/// The OpenAPI description of [`router`]'s routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes(|v1| v1).into_openapi()
+}
+
+/// The route table: each `routes!` entry adds the handlers of one path to
+/// the router and their `#[utoipa::path]` annotations to the spec. To add a
+/// route, annotate its handler and list it here (handlers of one path go in
+/// one `routes!`). `guard` puts the token check on the `/v1` routes.
+fn routes(
+    guard: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(connectors::upload, connectors::list))
+        .routes(routes!(connectors::show, connectors::delete))
+        .routes(routes!(connectors::set_rate_limit))
+        .routes(routes!(instances::create, instances::list))
+        .routes(routes!(
+            instances::show,
+            instances::update,
+            instances::delete
+        ))
+        .routes(routes!(instances::put_credentials))
+        .routes(routes!(instances::health))
+        .routes(routes!(instances::stats))
+        .routes(routes!(instances::test))
+        .routes(routes!(instances::invoke))
+        .routes(routes!(oauth::start))
+        .routes(routes!(oauth::callback))
+        .routes(routes!(oauth::disconnect))
+        .routes(routes!(auth::create_token, auth::list_tokens))
+        .routes(routes!(auth::delete_token))
+        .routes(routes!(auth::rotate_token))
+        .routes(routes!(audit::list))
+        .routes(routes!(observe::usage))
+        // Prometheus scrapes with a bearer token like any API client.
+        .routes(routes!(observe::metrics))
+        .routes(routes!(webhooks::list_events))
+        .routes(routes!(webhooks::show_event))
+        .routes(routes!(rules::create, rules::list))
+        .routes(routes!(rules::show, rules::replace, rules::delete))
+        .routes(routes!(rules::list_jobs))
+        .routes(routes!(rules::show_job))
+        .routes(routes!(rules::replay));
+    let mut v1 = guard(v1);
+    openapi::responses::require_bearer(v1.get_openapi_mut());
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+        // Where OAuth providers send the browser: no API token there; the
+        // single-use state binds it to an instance.
+        .routes(routes!(oauth::browser_callback))
+        // Webhooks carry no API token: the signature is the authentication.
+        .routes(routes!(webhooks::ingress))
+        .merge(v1)
+}
+
+/// Liveness and version.
+///
+/// Public. `runtime` counts how components were obtained since start:
+/// compiled from bytes, or loaded from stored artifacts.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "meta",
+    responses((status = 200, description = "The host is serving.", body = openapi::schemas::Healthz)),
+)]
 async fn healthz(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
     axum::Json(json!({
         "status": "ok",

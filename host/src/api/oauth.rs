@@ -14,6 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::instances::{ACTIVE, PENDING, load_connector, load_instance};
+use super::openapi::error_responses;
+use super::openapi::schemas::{OAuthConnected, OAuthStarted};
 use super::{ApiError, ApiResult, AppState, credentials, read_json};
 use crate::egress::AuthPlan;
 use crate::manifest::{AuthScheme, OAuth2};
@@ -43,13 +45,44 @@ fn token_error(e: &OAuthError) -> ApiError {
 }
 
 /// Body of `POST …/oauth2/start`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartBody {
+    /// Where the provider sends the user back: an absolute http(s) URL,
+    /// e.g. this host's `/oauth2/callback`.
     redirect_uri: String,
 }
 
-/// `POST /v1/instances/{id}/oauth2/start` → `{authorizationUrl, state}`.
+/// The path parameter naming an instance.
+const INSTANCE_ID: &str = "Instance id (`inst_…`)";
+
+error_responses!(
+    StartErrors = [
+        INVALID_REQUEST,
+        NOT_OAUTH,
+        NOT_FOUND,
+        CREDENTIALS_REQUIRED,
+        PAYLOAD_TOO_LARGE,
+        CONFIG_ERROR,
+        CREDENTIALS_UNREADABLE,
+        OAUTH_TOKEN_ERROR,
+    ]
+);
+
+/// Start an OAuth connect flow.
+///
+/// Needs the instance's `client_id` credential. The authorization URL
+/// carries client id, redirect URI, scopes, a single-use `state` and the
+/// PKCE challenge; send the user there.
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/oauth2/start",
+    operation_id = "startOAuth",
+    tag = "oauth",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    request_body = StartBody,
+    responses((status = 200, description = "The flow started.", body = OAuthStarted), StartErrors),
+)]
 pub async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -121,19 +154,52 @@ pub async fn start(
 }
 
 /// Body of `POST …/oauth2/callback`, and query of the browser callback.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackBody {
+    /// The `state` of the flow.
     state: String,
+    /// The provider's authorization code.
     #[serde(default)]
     code: Option<String>,
+    /// The provider's `error`, if it refused.
     #[serde(default)]
     error: Option<String>,
+    /// The provider's `error_description`.
     #[serde(default, alias = "error_description")]
     error_description: Option<String>,
 }
 
-/// `POST /v1/instances/{id}/oauth2/callback` with `{code, state}`.
+error_responses!(
+    CallbackErrors = [
+        INVALID_REQUEST,
+        NOT_OAUTH,
+        OAUTH_STATE_INVALID,
+        OAUTH_STATE_EXPIRED,
+        OAUTH_DENIED,
+        NOT_FOUND,
+        PAYLOAD_TOO_LARGE,
+        CONFIG_ERROR,
+        CREDENTIALS_UNREADABLE,
+        OAUTH_TOKEN_ERROR,
+    ]
+);
+
+/// Complete an OAuth connect flow.
+///
+/// Forward the `code` and `state` the provider redirected with (or its
+/// `error`). The code is exchanged at the token URL, the tokens are stored
+/// sealed and the instance becomes `ACTIVE`. Any failure leaves the
+/// instance as it was.
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/oauth2/callback",
+    operation_id = "completeOAuth",
+    tag = "oauth",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    request_body = CallbackBody,
+    responses((status = 200, description = "Connected.", body = OAuthConnected), CallbackErrors),
+)]
 pub async fn callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -146,8 +212,41 @@ pub async fn callback(
     ))
 }
 
-/// `GET /oauth2/callback?code=…&state=…`: where a provider sends the
-/// browser; the state alone binds it to an instance.
+error_responses!(
+    html BrowserCallbackErrors = [
+        INVALID_REQUEST,
+        NOT_OAUTH,
+        OAUTH_STATE_INVALID,
+        OAUTH_STATE_EXPIRED,
+        OAUTH_DENIED,
+        NOT_FOUND,
+        CONFIG_ERROR,
+        CREDENTIALS_UNREADABLE,
+        OAUTH_TOKEN_ERROR,
+    ]
+);
+
+/// The browser's OAuth callback.
+///
+/// Where a provider sends the user's browser (point `redirectUri` here).
+/// Public: the single-use `state` alone binds it to an instance. Answers a
+/// small HTML page saying whether the instance is connected.
+#[utoipa::path(
+    get,
+    path = "/oauth2/callback",
+    operation_id = "oauthBrowserCallback",
+    tag = "oauth",
+    params(
+        ("state" = String, Query, description = "The `state` of the flow"),
+        ("code" = Option<String>, Query, description = "The provider's authorization code"),
+        ("error" = Option<String>, Query, description = "The provider's `error`, if it refused"),
+        ("error_description" = Option<String>, Query, description = "The provider's `error_description`"),
+    ),
+    responses(
+        (status = 200, description = "Connected: a page saying so.", content_type = "text/html", body = String),
+        BrowserCallbackErrors,
+    ),
+)]
 pub async fn browser_callback(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -158,7 +257,14 @@ pub async fn browser_callback(
         error: query.get("error").cloned(),
         error_description: query.get("error_description").cloned(),
     };
-    let (status, title, text) = match complete(&state, None, req).await {
+    let result = complete(&state, None, req).await;
+    // No API token comes with the browser; the single-use state is the
+    // authority, so the host records the connect in its own name.
+    state
+        .audit
+        .append(super::audit::browser_connect(&state, &result))
+        .await;
+    let (status, title, text) = match result {
         Ok(_) => (
             StatusCode::OK,
             "Connected",
@@ -258,8 +364,21 @@ async fn complete(
     Ok(instance)
 }
 
-/// `DELETE /v1/instances/{id}/oauth2`: forgets the tokens (revoking the
-/// refresh token at the provider first, if it says how).
+error_responses!(DisconnectErrors = [NOT_OAUTH, NOT_FOUND, CREDENTIALS_UNREADABLE]);
+
+/// Disconnect an OAuth instance.
+///
+/// Revokes the refresh token at the provider (best effort, if the manifest
+/// says how) and wipes the tokens; the client credentials stay and the
+/// instance is `PENDING_AUTHENTICATION` again.
+#[utoipa::path(
+    delete,
+    path = "/v1/instances/{id}/oauth2",
+    operation_id = "disconnectOAuth",
+    tag = "oauth",
+    params(("id" = String, Path, description = INSTANCE_ID)),
+    responses((status = 204, description = "Disconnected."), DisconnectErrors),
+)]
 pub async fn disconnect(
     State(state): State<AppState>,
     Path(id): Path<String>,

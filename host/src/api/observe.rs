@@ -13,9 +13,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tracing::Instrument as _;
 
+use super::openapi::error_responses;
+use super::openapi::schemas::UsageSummary;
 use super::{ApiError, ApiResult, AppState};
 use crate::store::ConnectorRecord;
 use crate::usage::{CallOutcome, Window};
+
+/// How the `window` query parameter is documented.
+pub(super) const WINDOW: &str =
+    "`all` (default: since the host started), `1m`..`60m`, `1h`..`168h` or `1d`..`7d`";
 
 /// Method label of connection tests.
 pub const TEST_CONNECTION: &str = "test-connection";
@@ -70,8 +76,20 @@ pub(super) fn window(query: &HashMap<String, String>) -> ApiResult<Window> {
     }
 }
 
-/// `GET /v1/usage?window=`: calls, failures, compute time, outbound
-/// requests and bytes per connector and per instance, for cost tracking.
+error_responses!(UsageErrors = [INVALID_REQUEST]);
+
+/// Usage per connector and per instance.
+///
+/// Calls, failures, compute time, outbound requests and bytes over the
+/// window, for cost tracking; in memory since the host started.
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    operation_id = "usage",
+    tag = "operations",
+    params(("window" = Option<String>, Query, description = WINDOW)),
+    responses((status = 200, description = "The summary.", body = UsageSummary), UsageErrors),
+)]
 pub async fn usage(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -86,7 +104,24 @@ pub async fn usage(
     ))
 }
 
-/// `GET /metrics`: Prometheus text exposition (admin token required).
+error_responses!(MetricsErrors = []);
+
+/// Prometheus metrics.
+///
+/// Text exposition format 0.0.4: calls by code, durations, outbound
+/// requests by upstream and decision, rate-limit waits, circuit states,
+/// instantiation time, component cache hits, API requests. Needs an admin
+/// token (Prometheus: `authorization` in the scrape config).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The metrics.", content_type = "text/plain", body = String),
+        MetricsErrors,
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,

@@ -12,18 +12,24 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::instances::{invoke_method, load_connector};
+use super::openapi::error_responses;
+use super::openapi::schemas::{JobList, RuleList};
 use super::{ApiError, ApiResult, AppState, now, read_json, unix_ms};
 use crate::rules::{Action, Trigger, check_templates, check_trigger};
 use crate::store::{JobRecord, JobState, RuleRecord};
 
 /// Body of `POST /v1/rules` and `PUT /v1/rules/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleBody {
+    /// Display name, 1-128 characters.
     name: String,
+    /// Whether the rule runs (default `true`).
     #[serde(default = "yes")]
     enabled: bool,
+    /// What it matches.
     trigger: Trigger,
+    /// What it does, in order (at least one).
     actions: Vec<Action>,
 }
 
@@ -79,11 +85,33 @@ fn validate(state: &AppState, body: &RuleBody) -> ApiResult<()> {
     Ok(())
 }
 
-/// `POST /v1/rules`.
+/// The path parameter naming a rule.
+const RULE_ID: &str = "Rule id (`rule_…`)";
+
+/// The path parameter naming a job.
+const JOB_ID: &str = "Job id (`job_…`)";
+
+error_responses!(CreateErrors = [INVALID_REQUEST, INVALID_RULE, PAYLOAD_TOO_LARGE]);
+
+/// Create a rule.
+///
+/// A trigger matches an event `kind`, optionally an `instance` or a
+/// `connector`, and all `conditions` on the payload. Every string in an
+/// action's `parameters` is a minijinja template over the event payload
+/// plus `event`; a missing field is an error, not an empty string. Saving
+/// checks instances, methods, templates and paths.
+#[utoipa::path(
+    post,
+    path = "/v1/rules",
+    operation_id = "createRule",
+    tag = "rules",
+    request_body = RuleBody,
+    responses((status = 201, description = "Created.", body = RuleRecord), CreateErrors),
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: Body,
-) -> ApiResult<(StatusCode, Json<RuleRecord>)> {
+) -> ApiResult<axum::response::Response> {
     let body: RuleBody = read_json(body, state.settings.limits.max_request_bytes).await?;
     validate(&state, &body)?;
     let rule = RuleRecord {
@@ -96,10 +124,23 @@ pub async fn create(
     };
     state.store.put_rule(&rule)?;
     tracing::info!(rule = %rule.id, "rule created");
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok(super::AuditNote::on(&rule.id).attach((StatusCode::CREATED, Json(rule))))
 }
 
-/// `PUT /v1/rules/{id}`: replaces a rule (validated like a create).
+error_responses!(ReplaceErrors = [INVALID_REQUEST, INVALID_RULE, NOT_FOUND, PAYLOAD_TOO_LARGE]);
+
+/// Replace a rule.
+///
+/// Validated like a create; keeps the id and creation time.
+#[utoipa::path(
+    put,
+    path = "/v1/rules/{id}",
+    operation_id = "replaceRule",
+    tag = "rules",
+    params(("id" = String, Path, description = RULE_ID)),
+    request_body = RuleBody,
+    responses((status = 200, description = "The rule.", body = RuleRecord), ReplaceErrors),
+)]
 pub async fn replace(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -122,12 +163,31 @@ pub async fn replace(
     Ok(Json(rule))
 }
 
-/// `GET /v1/rules`.
+error_responses!(ListErrors = []);
+
+/// List rules.
+#[utoipa::path(
+    get,
+    path = "/v1/rules",
+    operation_id = "listRules",
+    tag = "rules",
+    responses((status = 200, description = "Every rule.", body = RuleList), ListErrors),
+)]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "items": state.store.rules()? })))
 }
 
-/// `GET /v1/rules/{id}`.
+error_responses!(ShowErrors = [NOT_FOUND]);
+
+/// Show a rule.
+#[utoipa::path(
+    get,
+    path = "/v1/rules/{id}",
+    operation_id = "showRule",
+    tag = "rules",
+    params(("id" = String, Path, description = RULE_ID)),
+    responses((status = 200, description = "The rule.", body = RuleRecord), ShowErrors),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -137,7 +197,19 @@ pub async fn show(
     })?))
 }
 
-/// `DELETE /v1/rules/{id}`.
+error_responses!(DeleteErrors = [NOT_FOUND]);
+
+/// Delete a rule.
+///
+/// Jobs it already queued still run.
+#[utoipa::path(
+    delete,
+    path = "/v1/rules/{id}",
+    operation_id = "deleteRule",
+    tag = "rules",
+    params(("id" = String, Path, description = RULE_ID)),
+    responses((status = 204, description = "Deleted."), DeleteErrors),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -146,7 +218,25 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/jobs?state=&rule=&event=`.
+error_responses!(ListJobsErrors = [INVALID_REQUEST]);
+
+/// List jobs.
+///
+/// A job is one action for one event: `state` goes `pending` → `running`
+/// → `succeeded`, or `dead` after the last attempt or a non-retryable
+/// error (`lastError` says why).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    operation_id = "listJobs",
+    tag = "jobs",
+    params(
+        ("state" = Option<JobState>, Query, description = "Only jobs in this state"),
+        ("rule" = Option<String>, Query, description = "Only jobs of this rule"),
+        ("event" = Option<String>, Query, description = "Only jobs of this event"),
+    ),
+    responses((status = 200, description = "The jobs.", body = JobList), ListJobsErrors),
+)]
 pub async fn list_jobs(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -171,7 +261,17 @@ pub async fn list_jobs(
     Ok(Json(json!({ "items": items })))
 }
 
-/// `GET /v1/jobs/{id}`.
+error_responses!(ShowJobErrors = [NOT_FOUND]);
+
+/// Show a job.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "showJob",
+    tag = "jobs",
+    params(("id" = String, Path, description = JOB_ID)),
+    responses((status = 200, description = "The job.", body = JobRecord), ShowJobErrors),
+)]
 pub async fn show_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -184,8 +284,21 @@ pub async fn show_job(
     ))
 }
 
-/// `POST /v1/jobs/{id}/replay`: a dead job runs again from its first
-/// attempt (with the same idempotency key).
+error_responses!(ReplayErrors = [NOT_FOUND, CONFLICT]);
+
+/// Replay a dead job.
+///
+/// It runs again from its first attempt, with the same idempotency key.
+/// Refused with 409 `CONFLICT` for a job that is not dead, or whose
+/// parameters could not be rendered.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/replay",
+    operation_id = "replayJob",
+    tag = "jobs",
+    params(("id" = String, Path, description = JOB_ID)),
+    responses((status = 200, description = "The job, pending again.", body = JobRecord), ReplayErrors),
+)]
 pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -269,13 +382,17 @@ async fn run_job(state: &AppState, mut job: JobRecord) {
     if state.store.put_job(&job).is_err() {
         return;
     }
-    let outcome = invoke_method(
-        state,
-        &job.instance,
-        &job.method,
-        job.parameters.clone(),
-        Some(&job.idempotency_key),
-        false,
+    let actor = crate::audit::Actor::system("rule job", Some(&job.id));
+    let outcome = crate::audit::acting(
+        actor,
+        invoke_method(
+            state,
+            &job.instance,
+            &job.method,
+            job.parameters.clone(),
+            Some(&job.idempotency_key),
+            false,
+        ),
     )
     .await;
     let settings = &state.settings.jobs;

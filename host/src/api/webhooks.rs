@@ -18,6 +18,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::instances::{load_connector, load_instance};
+use super::openapi::codes::CALL;
+use super::openapi::error_responses;
+use super::openapi::schemas::{EventPage, RawBytes, WebhookAck};
 use super::{ApiError, ApiResult, AppState, credentials, now, read_body, unix_ms};
 use crate::runtime::{Call, WebhookInput};
 use crate::store::{DeliveryWrite, EventRecord, JobRecord, JobState};
@@ -34,7 +37,39 @@ pub(crate) fn ordered_id(prefix: &str) -> String {
     format!("{prefix}_{micros:016x}{:08x}", rand::random::<u32>())
 }
 
-/// `POST /v1/webhooks/{instance}`.
+error_responses!(
+    IngressErrors = [
+        INVALID_REQUEST,
+        WEBHOOK_SIGNATURE_INVALID,
+        NOT_FOUND,
+        PAYLOAD_TOO_LARGE,
+        INVALID_CONNECTOR_OUTPUT,
+    ] + CALL
+);
+
+/// Deliver a webhook.
+///
+/// No API token: the signature is the authentication. The host verifies it
+/// as the connector's manifest declares, with the instance's credential,
+/// before any guest code runs. A delivery id seen before answers
+/// `DUPLICATE` and does nothing. Otherwise the connector turns the
+/// delivery into events; events, the jobs of matching rules and the
+/// delivery marker are stored in one transaction before the answer. The
+/// connector may answer itself instead (e.g. a verification challenge),
+/// with a status, headers and body of its choosing.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}",
+    operation_id = "deliverWebhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The receiving instance's id (`inst_…`)")),
+    request_body(content = inline(RawBytes), content_type = "*/*", description = "The delivery as the platform sends it, at most 1 MiB."),
+    responses(
+        (status = 200, description = "Accepted (or a duplicate).", body = WebhookAck),
+        (status = "default", description = "The connector's own answer (e.g. a verification challenge)."),
+        IngressErrors,
+    ),
+)]
 pub async fn ingress(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -87,12 +122,15 @@ pub async fn ingress(
     let invocation_id = format!("inv_{}", uuid::Uuid::new_v4().simple());
     let started = std::time::Instant::now();
     let output = async {
-        let called = super::instances::run(
-            &state,
-            &instance,
-            &connector,
-            &invocation_id,
-            Call::Webhook(input),
+        let called = crate::audit::acting(
+            crate::audit::Actor::webhook(&id),
+            super::instances::run(
+                &state,
+                &instance,
+                &connector,
+                &invocation_id,
+                Call::Webhook(input),
+            ),
         )
         .await?;
         called
@@ -214,8 +252,25 @@ fn jobs_for(state: &AppState, events: &[EventRecord]) -> ApiResult<Vec<JobRecord
     Ok(jobs)
 }
 
-/// `GET /v1/events?instance=&kind=&since=&after=&limit=`: newest last;
-/// `next` is the `after` cursor of the following page.
+error_responses!(ListEventsErrors = [INVALID_REQUEST]);
+
+/// List events.
+///
+/// Oldest first; `next` is the `after` cursor of the following page.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "listEvents",
+    tag = "webhooks",
+    params(
+        ("instance" = Option<String>, Query, description = "Only events of this instance"),
+        ("kind" = Option<String>, Query, description = "Only events of this kind"),
+        ("since" = Option<String>, Query, description = "Only events received at or after this RFC 3339 time"),
+        ("after" = Option<String>, Query, description = "Only events after this event id (a `next` cursor)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1-1000 (default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses((status = 200, description = "A page of events.", body = EventPage), ListEventsErrors),
+)]
 pub async fn list_events(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -245,7 +300,17 @@ pub async fn list_events(
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
-/// `GET /v1/events/{id}`.
+error_responses!(ShowEventErrors = [NOT_FOUND]);
+
+/// Show an event.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    operation_id = "showEvent",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Event id (`evt_…`)")),
+    responses((status = 200, description = "The event.", body = EventRecord), ShowEventErrors),
+)]
 pub async fn show_event(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -289,7 +289,8 @@ impl Outbound {
             method = %self.method, upstream = %self.upstream, reason, "outbound request refused");
     }
 
-    /// Journals one attempt; returns its index.
+    /// Journals one attempt (and audits it if it carried credentials);
+    /// returns its index.
     fn record(
         &self,
         attempt: u32,
@@ -299,21 +300,24 @@ impl Outbound {
         elapsed: Duration,
         bytes_out: u64,
     ) -> usize {
-        push(
-            &self.journal,
-            OutboundRecord {
-                queued,
-                elapsed,
-                bytes_out,
-                ..OutboundRecord::new(
-                    self.method.to_string(),
-                    self.upstream.clone(),
-                    attempt,
-                    decision,
-                    outcome,
-                )
-            },
-        )
+        let record = OutboundRecord {
+            queued,
+            elapsed,
+            bytes_out,
+            ..OutboundRecord::new(
+                self.method.to_string(),
+                self.upstream.clone(),
+                attempt,
+                decision,
+                outcome,
+            )
+        };
+        if self.authed
+            && let Some(audit) = &self.policy.audit
+        {
+            audit.used(&record);
+        }
+        push(&self.journal, record)
     }
 
     /// Meters the response body into the journal record at `index`: bytes

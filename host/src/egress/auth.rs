@@ -47,6 +47,9 @@ pub struct AuthPlan {
     hosts: Allowlist,
     headers: Vec<(HeaderName, HeaderValue)>,
     query: Vec<(String, Secret)>,
+    /// Names of the credential fields the templates read (for the audit
+    /// trail: which credential was used, never its value).
+    fields: Vec<String>,
 }
 
 impl std::fmt::Debug for AuthPlan {
@@ -137,7 +140,13 @@ impl AuthPlan {
             hosts,
             headers,
             query,
+            fields: credential_fields(auth, credentials),
         }))
+    }
+
+    /// Names of the credential fields the plan was rendered from, sorted.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
     }
 
     /// Whether a request to `uri` gets the credentials.
@@ -196,6 +205,37 @@ fn with_query(uri: &Uri, params: &[(String, Secret)]) -> (Option<Uri>, Vec<Strin
         Uri::from_parts(parts).ok()
     });
     (uri, replaced)
+}
+
+/// The credential fields `auth`'s templates name (config values and
+/// unknown names left out), sorted and unique.
+fn credential_fields(auth: &Auth, credentials: &Credentials) -> Vec<String> {
+    let mut templates: Vec<String> = auth
+        .static_headers
+        .iter()
+        .map(|p| p.value.clone())
+        .collect();
+    match &auth.scheme {
+        AuthScheme::None => {}
+        AuthScheme::Bearer { token_field } => templates.push(format!("{{{token_field}}}")),
+        AuthScheme::Oauth2(_) => templates.push("{access_token}".into()),
+        AuthScheme::Basic { username, password } => {
+            templates.extend([username.clone(), password.clone()]);
+        }
+        AuthScheme::ApiKeyHeader { headers: list } | AuthScheme::ApiKeyQuery { params: list } => {
+            templates.extend(list.iter().map(|p| p.value.clone()));
+        }
+    }
+    let mut names: Vec<String> = templates
+        .iter()
+        .flat_map(|t| t.split('{').skip(1))
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .filter(|name| credentials.get(name).is_some())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -331,6 +371,7 @@ mod tests {
             },
             &[("Notion-Version", "2022-06-28")],
         );
+        assert_eq!(bearer.fields(), ["token"]);
         let (req, _) = applied(&bearer, url, &[]);
         assert_eq!(req.headers()["authorization"], "Bearer TOK");
         assert_eq!(req.headers()["notion-version"], "2022-06-28");
@@ -343,6 +384,7 @@ mod tests {
             },
             &[],
         );
+        assert_eq!(basic.fields(), ["api_token"], "email is config");
         let (req, _) = applied(&basic, url, &[]);
         use base64::Engine as _;
         let want = base64::engine::general_purpose::STANDARD.encode("me@acme.test/token:AT");
@@ -379,6 +421,7 @@ mod tests {
             },
             &[],
         );
+        assert_eq!(query.fields(), ["api_key", "token"]);
         let (req, replaced) = applied(
             &query,
             "https://api.example.com/1/boards?token=guess&fields=name",

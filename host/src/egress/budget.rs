@@ -101,13 +101,14 @@ pub(crate) mod duration_ms {
 }
 
 /// A budget: `requests` per `per`, of which up to `burst` may go at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateSpec {
     /// Requests per period (the sustained rate).
     pub requests: u32,
     /// The period.
     #[serde(rename = "perMs", with = "duration_ms")]
+    #[schema(value_type = u64)]
     pub per: Duration,
     /// Requests that may go back to back after a quiet spell.
     pub burst: u32,

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// What kind of failure a request ended in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCategory {
     /// Transient trouble upstream or on the way (timeouts, 5xx, connection

@@ -55,6 +55,9 @@ pub struct EgressPolicy {
     /// Gets fresh credentials after an auth host answered 401 to ones the
     /// host injected (OAuth refresh); the request is then retried once.
     pub reauth: Option<Reauth>,
+    /// Records each attempt that carries (or would have carried) the
+    /// credentials in the audit trail; set whenever `auth` is.
+    pub audit: Option<Arc<crate::audit::CredentialAudit>>,
 }
 
 /// See [`EgressPolicy::reauth`]: returns the new plan, or `None` if the
@@ -111,21 +114,33 @@ impl EgressHooks {
     }
 
     /// Records a request refused before any attempt and returns the error
-    /// the guest sees.
+    /// the guest sees. `credentialed`: the host would have added the
+    /// credentials to it (audited as a refused credential use).
     fn refuse(
         &self,
         method: &http::Method,
         upstream: Arc<str>,
+        credentialed: bool,
         outcome: OutboundOutcome,
         code: HttpError,
     ) -> SendFuture {
         tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,
             method = %method, %upstream, reason = ?outcome, "outbound request refused");
-        push(
-            &self.journal,
-            OutboundRecord::new(method.to_string(), upstream, 1, Decision::Denied, outcome),
-        );
+        let record =
+            OutboundRecord::new(method.to_string(), upstream, 1, Decision::Denied, outcome);
+        if credentialed && let Some(audit) = &self.policy.audit {
+            audit.used(&record);
+        }
+        push(&self.journal, record);
         Box::new(async move { Err(code) })
+    }
+
+    /// Whether the host adds credentials to requests to `uri`.
+    fn credentialed(&self, uri: &http::Uri) -> bool {
+        self.policy
+            .auth
+            .as_ref()
+            .is_some_and(|plan| plan.applies_to(uri))
     }
 }
 
@@ -193,6 +208,7 @@ impl WasiHttpHooks for EgressHooks {
     ) -> SendFuture {
         let method = request.method().clone();
         let upstream: Arc<str> = Arc::from(upstream_of(request.uri()));
+        let credentialed = self.credentialed(request.uri());
         if !self.policy.allowlist.allows(request.uri()) {
             let reason = if self.policy.allowlist.narrowing().is_some() {
                 "the host is not declared by the connector, or not in the instance's allowed hosts"
@@ -202,6 +218,7 @@ impl WasiHttpHooks for EgressHooks {
             return self.refuse(
                 &method,
                 upstream,
+                credentialed,
                 OutboundOutcome::Denied(reason.into()),
                 HttpError::HttpRequestDenied,
             );
@@ -216,15 +233,15 @@ impl WasiHttpHooks for EgressHooks {
             return self.refuse(
                 &method,
                 upstream,
+                credentialed,
                 OutboundOutcome::Limit(message),
                 HttpError::ConnectionLimitReached,
             );
         }
-        let mut authed = false;
+        let authed = credentialed;
         if let Some(plan) = &self.policy.auth
-            && plan.applies_to(request.uri())
+            && credentialed
         {
-            authed = true;
             let replaced = plan.apply(&mut request);
             if !replaced.is_empty() {
                 tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::category::ErrorCategory;
 
 /// What the broker decided about one attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Sent at once.
@@ -94,7 +94,7 @@ impl OutboundOutcome {
     }
 
     /// Short stable name of the outcome kind.
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::Denied(_) => "denied",
             Self::Limit(_) => "limit",

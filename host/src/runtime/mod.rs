@@ -291,14 +291,17 @@ pub struct Prepared {
 }
 
 /// How components were obtained since start, for `/healthz` and tests.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeStats {
     /// Components compiled from bytes (uploads and fallbacks).
+    #[schema(value_type = u64)]
     pub compiled: AtomicU64,
     /// Components deserialized from stored artifacts.
+    #[schema(value_type = u64)]
     pub deserialized: AtomicU64,
     /// Stored artifacts that were unusable and replaced by a recompile.
+    #[schema(value_type = u64)]
     pub artifact_rejected: AtomicU64,
 }
 

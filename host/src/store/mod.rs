@@ -2,15 +2,18 @@
 //! database can replace the embedded sled store when one host is not enough.
 //!
 //! Records are plain serde types ([`ConnectorRecord`], [`InstanceRecord`],
-//! [`TokenRecord`]); component bytes and compiled artifacts are blobs keyed by
-//! the component's sha256. Writes that belong together are atomic: storing a
-//! connector writes its record, bytes and artifact in one transaction, and an
-//! instance cannot be created for a connector that is being deleted.
+//! [`TokenRecord`], [`AuditRecord`]); component bytes and compiled
+//! artifacts are blobs keyed by the component's sha256. Audit records are
+//! keyed by time ([`AuditKey`]) and append-only. Writes that belong
+//! together are atomic: storing a connector writes its record, bytes and
+//! artifact in one transaction, and an instance cannot be created for a
+//! connector that is being deleted.
 
 mod sled_store;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditKey, AuditRecord};
 use crate::egress::budget::RateSpec;
 
 pub use sled_store::SledStore;
@@ -41,7 +44,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A stored connector version (the bytes and artifact live beside it).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorRecord {
     /// `name@version`.
@@ -81,7 +84,7 @@ impl ConnectorRecord {
 
 /// Per-instance overrides of the host's resource envelope (each capped by the
 /// host maximum).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceLimits {
     /// Invocation deadline in milliseconds.
@@ -135,7 +138,7 @@ pub struct OAuthState {
 }
 
 /// A normalized event a connector produced from a webhook delivery.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventRecord {
     /// Host id, time-ordered: `evt_` + 16 hex digits of microseconds + 8
@@ -150,6 +153,7 @@ pub struct EventRecord {
     /// The connector's id of the event (upstream object id).
     pub source_id: String,
     /// The normalized payload.
+    #[schema(value_type = Value)]
     pub payload: serde_json::Value,
     /// Delivery id (header or payload), if the platform sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,7 +163,7 @@ pub struct EventRecord {
 }
 
 /// An operator's rule: when an event matches, run actions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleRecord {
     /// `rule_` + 32 hex.
@@ -177,7 +181,7 @@ pub struct RuleRecord {
 }
 
 /// State of an action job.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for its next attempt.
@@ -191,7 +195,7 @@ pub enum JobState {
 }
 
 /// One action to run for one matched event (the outbox entry).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRecord {
     /// `job_` + the event id's time part + random, so ids sort by time.
@@ -207,6 +211,7 @@ pub struct JobRecord {
     /// Method name.
     pub method: String,
     /// Parameters, rendered from the rule's templates when enqueued.
+    #[schema(value_type = Value)]
     pub parameters: serde_json::Value,
     /// `event:rule:index`, passed as the invocation's idempotency key.
     pub idempotency_key: String,
@@ -218,9 +223,11 @@ pub struct JobRecord {
     pub next_attempt_at: u64,
     /// The last failure (code and message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub last_error: Option<serde_json::Value>,
     /// The invocation's result, once succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Value)]
     pub result: Option<serde_json::Value>,
     /// RFC 3339 creation time.
     pub created_at: String,
@@ -264,7 +271,7 @@ pub struct VaultCheck {
 }
 
 /// A configured account of a connector.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceRecord {
     /// Opaque id, `inst_` + 26 characters.
@@ -274,6 +281,7 @@ pub struct InstanceRecord {
     /// Connector id (`name@version`).
     pub connector: String,
     /// Non-secret configuration, valid against the connector's config schema.
+    #[schema(value_type = Object)]
     pub config: serde_json::Value,
     /// Resource overrides.
     #[serde(default)]
@@ -289,7 +297,7 @@ pub struct InstanceRecord {
 }
 
 /// An API token; only the hash of the token is stored.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRecord {
     /// Short public id, safe to log.
@@ -305,6 +313,10 @@ pub struct TokenRecord {
     pub instances: Vec<String>,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// RFC 3339 time the token was last accepted, to the minute (the host
+    /// writes it at most once a minute per token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
 }
 
 /// The storage operations the host needs. Implementations must make each
@@ -418,6 +430,38 @@ pub trait Store: Send + Sync + 'static {
     fn tokens(&self) -> StoreResult<Vec<TokenRecord>>;
     /// Deletes the token with public id `id` (revocation, immediate).
     fn delete_token(&self, id: &str) -> StoreResult<()>;
+    /// Replaces the token with public id `id` by `record` stored under
+    /// `hash`, atomically (rotation: the old token stops working when the
+    /// new one starts). Returns the hash the old token was stored under.
+    fn replace_token(
+        &self,
+        id: &str,
+        hash: &[u8; 32],
+        record: &TokenRecord,
+    ) -> StoreResult<[u8; 32]>;
+    /// Sets a token's `last_used_at` if the token still exists (a revoked
+    /// token is never brought back). Not flushed: the time is a hint.
+    fn touch_token(&self, hash: &[u8; 32], at: &str) -> StoreResult<()>;
+
+    /// Appends audit records under their keys, in one transaction, durably.
+    /// There is no way to change a stored record.
+    fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()>;
+    /// Visits the audit records with keys in `[from, below)` (unbounded
+    /// where `None`), newest first, until `visit` returns `false`.
+    fn scan_audit(
+        &self,
+        from: Option<AuditKey>,
+        below: Option<AuditKey>,
+        visit: &mut dyn FnMut(AuditRecord) -> bool,
+    ) -> StoreResult<()>;
+    /// Deletes the audit records with keys below `before` (the retention
+    /// sweep, the only deletion); returns how many. Oldest first, in
+    /// batches: a crash mid-sweep leaves a shorter trail with no gap, and
+    /// the next sweep finishes the job.
+    fn sweep_audit(&self, before: AuditKey) -> StoreResult<u64>;
+    /// The highest audit sequence number ever stored, if any (keys stay
+    /// unique across restarts even if the clock stepped back).
+    fn audit_seq(&self) -> StoreResult<Option<u64>>;
 
     /// Flushes buffered writes to disk.
     fn flush(&self) -> StoreResult<()>;

@@ -4,7 +4,8 @@
 //! Multi-tree writes use sled transactions so a crash leaves either the old or
 //! the new state. `connector_refs` counts instances per connector so deleting a
 //! connector can refuse atomically while instances still use it (sled
-//! transactions cannot scan).
+//! transactions cannot scan). Audit records are keyed by the big-endian
+//! bytes of their [`AuditKey`], so a time range is a key range.
 
 use std::path::Path;
 
@@ -14,9 +15,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{
-    ConnectorRecord, CredentialsRecord, DeliveryWrite, EventRecord, IdempotentResult,
-    InstanceRecord, JobRecord, OAuthState, RuleRecord, Store, StoreError, StoreResult, TokenRecord,
-    VaultCheck,
+    AuditKey, AuditRecord, ConnectorRecord, CredentialsRecord, DeliveryWrite, EventRecord,
+    IdempotentResult, InstanceRecord, JobRecord, OAuthState, RuleRecord, Store, StoreError,
+    StoreResult, TokenRecord, VaultCheck,
 };
 use crate::egress::budget::RateSpec;
 
@@ -36,6 +37,14 @@ const JOBS: &str = "jobs";
 /// Ids of unfinished jobs (values empty): the worker's to-do list.
 const JOBS_UNFINISHED: &str = "jobs_unfinished";
 const IDEMPOTENCY: &str = "idempotency";
+/// Audit records under their [`AuditKey`] bytes (time-ordered).
+const AUDIT: &str = "audit";
+/// Audit bookkeeping: the highest sequence number stored (`seq`).
+const AUDIT_META: &str = "audit_meta";
+/// Key of the highest audit sequence number in `audit_meta`.
+const AUDIT_SEQ: &str = "seq";
+/// Audit records the sweep deletes per batch.
+const SWEEP_BATCH: usize = 4096;
 /// Key of the master-key check value in the `vault` tree.
 const CHECK: &str = "check";
 
@@ -57,6 +66,8 @@ pub struct SledStore {
     jobs: sled::Tree,
     jobs_unfinished: sled::Tree,
     idempotency: sled::Tree,
+    audit: sled::Tree,
+    audit_meta: sled::Tree,
 }
 
 impl SledStore {
@@ -86,6 +97,8 @@ impl SledStore {
             jobs: tree(JOBS)?,
             jobs_unfinished: tree(JOBS_UNFINISHED)?,
             idempotency: tree(IDEMPOTENCY)?,
+            audit: tree(AUDIT)?,
+            audit_meta: tree(AUDIT_META)?,
             db,
         })
     }
@@ -590,6 +603,144 @@ impl Store for SledStore {
         Err(StoreError::NotFound(format!("token {id}")))
     }
 
+    fn replace_token(
+        &self,
+        id: &str,
+        hash: &[u8; 32],
+        record: &TokenRecord,
+    ) -> StoreResult<[u8; 32]> {
+        // Tokens are keyed by hash, so find the old one by id first; the
+        // transaction then checks it is still there.
+        let mut old = None;
+        for entry in self.tokens.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let existing: TokenRecord = decode(TOKENS, &value)?;
+            if existing.id == id {
+                old = <[u8; 32]>::try_from(key.as_ref()).ok();
+                break;
+            }
+        }
+        let Some(old) = old else {
+            return Err(StoreError::NotFound(format!("token {id}")));
+        };
+        let value = encode(record)?;
+        finish(self.tokens.transaction(|tokens| {
+            if tokens.remove(&old)?.is_none() {
+                return abort(StoreError::NotFound(format!("token {id}")));
+            }
+            tokens.insert(hash, value.as_slice())?;
+            Ok(())
+        }))?;
+        self.durable(old)
+    }
+
+    fn touch_token(&self, hash: &[u8; 32], at: &str) -> StoreResult<()> {
+        // Compare-and-swap on the existing value only: returning `None` for
+        // a missing key leaves it missing, so a token revoked meanwhile
+        // stays revoked.
+        self.tokens
+            .update_and_fetch(hash, |old| {
+                let old = old?;
+                let Ok(mut record) = serde_json::from_slice::<TokenRecord>(old) else {
+                    return Some(old.to_vec());
+                };
+                record.last_used_at = Some(at.to_owned());
+                Some(serde_json::to_vec(&record).unwrap_or_else(|_| old.to_vec()))
+            })
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn append_audit(&self, records: &[AuditRecord]) -> StoreResult<()> {
+        let encoded: Vec<([u8; AuditKey::LEN], Vec<u8>)> = records
+            .iter()
+            .map(|r| Ok((r.key.to_bytes(), encode(r)?)))
+            .collect::<StoreResult<_>>()?;
+        let Some(top) = records.iter().map(|r| r.key.seq).max() else {
+            return Ok(());
+        };
+        finish(
+            (&self.audit, &self.audit_meta).transaction(|(audit, meta)| {
+                for (key, value) in &encoded {
+                    audit.insert(key, value.as_slice())?;
+                }
+                let stored = meta
+                    .get(AUDIT_SEQ)?
+                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                    .map(u64::from_be_bytes);
+                if stored.is_none_or(|s| top > s) {
+                    meta.insert(AUDIT_SEQ, &top.to_be_bytes())?;
+                }
+                Ok(())
+            }),
+        )?;
+        self.durable(())
+    }
+
+    fn scan_audit(
+        &self,
+        from: Option<AuditKey>,
+        below: Option<AuditKey>,
+        visit: &mut dyn FnMut(AuditRecord) -> bool,
+    ) -> StoreResult<()> {
+        use std::ops::Bound;
+        let lower = from.map_or(Bound::Unbounded, |k| Bound::Included(k.to_bytes()));
+        let upper = below.map_or(Bound::Unbounded, |k| Bound::Excluded(k.to_bytes()));
+        for entry in self
+            .audit
+            .range::<[u8; AuditKey::LEN], _>((lower, upper))
+            .rev()
+        {
+            let (key, value) = entry.map_err(backend)?;
+            let mut record: AuditRecord = decode(AUDIT, &value)?;
+            record.key = AuditKey::from_bytes(&key).ok_or_else(|| StoreError::Corrupt {
+                tree: AUDIT,
+                message: format!("key of {} bytes", key.len()),
+            })?;
+            if !visit(record) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn sweep_audit(&self, before: AuditKey) -> StoreResult<u64> {
+        // In batches, so a long-overdue sweep neither holds millions of
+        // keys in memory nor one huge write.
+        let mut deleted = 0;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for key in self
+                .audit
+                .range(..before.to_bytes())
+                .keys()
+                .take(SWEEP_BATCH)
+            {
+                batch.remove(key.map_err(backend)?);
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            self.audit.apply_batch(batch).map_err(backend)?;
+            deleted += n as u64;
+        }
+        if deleted > 0 {
+            self.durable(())?;
+        }
+        Ok(deleted)
+    }
+
+    fn audit_seq(&self) -> StoreResult<Option<u64>> {
+        Ok(self
+            .audit_meta
+            .get(AUDIT_SEQ)
+            .map_err(backend)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
     fn has_tokens(&self) -> StoreResult<bool> {
         Ok(!self.tokens.is_empty())
     }
@@ -739,6 +890,77 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
+    fn token(id: &str) -> TokenRecord {
+        TokenRecord {
+            id: id.into(),
+            scope: "invoke".into(),
+            name: Some("bot".into()),
+            instances: vec!["i1".into()],
+            created_at: "now".into(),
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn rotation_swaps_tokens_at_once_and_touch_never_revives() {
+        let (store, dir) = temp_store();
+        store.put_token(&[1; 32], &token("t1")).unwrap();
+        let old = store.replace_token("t1", &[2; 32], &token("t2")).unwrap();
+        assert_eq!(old, [1; 32]);
+        assert!(store.token(&[1; 32]).unwrap().is_none(), "old one gone");
+        assert_eq!(store.token(&[2; 32]).unwrap().unwrap().id, "t2");
+        let err = store
+            .replace_token("t1", &[3; 32], &token("t3"))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+        assert!(store.token(&[3; 32]).unwrap().is_none());
+
+        store.touch_token(&[2; 32], "2026-01-01T00:00:00Z").unwrap();
+        let touched = store.token(&[2; 32]).unwrap().unwrap();
+        assert_eq!(
+            touched.last_used_at.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(touched.instances, ["i1"]);
+        store.delete_token("t2").unwrap();
+        store.touch_token(&[2; 32], "2026-01-01T00:01:00Z").unwrap();
+        assert!(store.token(&[2; 32]).unwrap().is_none(), "stays revoked");
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn audit_sequence_is_the_highest_ever_stored() {
+        use crate::audit::{Actor, AuditKey, AuditRecord, Outcome, Resource};
+        let (store, dir) = temp_store();
+        assert_eq!(store.audit_seq().unwrap(), None);
+        let record = |ms, seq| {
+            AuditRecord::new(
+                AuditKey { ms, seq },
+                Actor::system("test", None),
+                "rule.create",
+                Resource::new("rule", None),
+                Outcome::success(),
+            )
+        };
+        store.append_audit(&[record(10, 0), record(20, 7)]).unwrap();
+        assert_eq!(store.audit_seq().unwrap(), Some(7));
+        // A clock that stepped back: a lower time, a lower sequence in a
+        // later batch does not lower the stored maximum.
+        store.append_audit(&[record(5, 3)]).unwrap();
+        assert_eq!(store.audit_seq().unwrap(), Some(7));
+        let mut keys = Vec::new();
+        store
+            .scan_audit(None, None, &mut |r| {
+                keys.push((r.key.ms, r.key.seq));
+                true
+            })
+            .unwrap();
+        assert_eq!(keys, [(20, 7), (10, 0), (5, 3)]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn records_survive_reopen() {
         let (store, dir) = temp_store();
@@ -757,6 +979,7 @@ mod tests {
                     name: None,
                     instances: Vec::new(),
                     created_at: "now".into(),
+                    last_used_at: None,
                 },
             )
             .unwrap();

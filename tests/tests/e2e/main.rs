@@ -6,14 +6,17 @@
 
 mod common;
 
+mod audit;
 mod auth_restart;
 mod broker;
+mod cli;
 mod connectors;
 mod credentials;
 mod egress;
 mod invoke;
 mod oauth;
 mod observe;
+mod openapi;
 mod readme;
 mod rest;
 mod sandbox;

@@ -301,6 +301,20 @@ async fn connect_refresh_once_under_load_rotate_across_restart_and_retry_a_401()
     assert!(page.text().await.unwrap().contains("Connected"));
     let (_, shown) = host.get(&format!("/instances/{inst}")).await;
     assert_eq!(shown["status"], "ACTIVE", "{shown}");
+    // Audited in the host's name (no API token comes with the browser),
+    // after the refused API callback with the spent state.
+    let (_, trail) = host.get("/audit?action=instance.oauth.connect").await;
+    let connects = trail["items"].as_array().unwrap();
+    assert_eq!(
+        connects[0]["actor"],
+        json!({ "kind": "system", "name": "oauth browser callback" })
+    );
+    assert_eq!(
+        connects[0]["resource"],
+        json!({ "type": "instance", "id": inst })
+    );
+    assert_eq!(connects[0]["outcome"]["result"], "success");
+    assert_eq!(connects[1]["outcome"]["code"], "OAUTH_STATE_INVALID");
     let exchange = provider.with(|p| p.token_requests.last().cloned().unwrap());
     assert_eq!(exchange["grant_type"], "authorization_code");
     assert_eq!(exchange["redirect_uri"], "https://app.example/cb");

@@ -1,7 +1,7 @@
 //! Operating figures end to end: after a scripted scenario (invocations
 //! with successes and failures of several kinds, a credential rotation),
-//! `…/stats`, `…/health`, `/v1/usage` and `/metrics` report exactly what
-//! the test did and what the fake upstream received.
+//! `…/stats`, `…/health`, `/v1/usage`, `/metrics` and the audit trail
+//! report exactly what the test did and what the fake upstream received.
 
 use std::collections::BTreeMap;
 
@@ -297,6 +297,27 @@ async fn stats_health_usage_and_metrics_match_the_scenario() {
         !text.contains("second-token") && !text.contains(&inst),
         "no secrets, no instance ids"
     );
+
+    // The audit trail of the same scenario: the admin actions, and one
+    // credential use per attempt the upstream received.
+    let (status, trail) = host
+        .get(&format!("/audit?resource=instance:{inst}&limit=1000"))
+        .await;
+    assert_eq!(status, 200, "{trail}");
+    let items = trail["items"].as_array().unwrap();
+    let actions = |name: &str| items.iter().filter(|r| r["action"] == name).count();
+    assert_eq!(actions("instance.create"), 1, "{trail}");
+    assert_eq!(actions("instance.credentials"), 1, "{trail}");
+    let sent = items
+        .iter()
+        .filter(|r| r["action"] == "credential.use" && r["outcome"]["result"] != "denied")
+        .count();
+    assert_eq!(sent, received.len(), "{trail}");
+    let (_, uploads) = host.get("/audit?action=connector.upload").await;
+    assert_eq!(uploads["items"].as_array().unwrap().len(), 1, "{uploads}");
+    for leak in ["first-token", "second-token"] {
+        assert!(!trail.to_string().contains(leak), "{leak} in the trail");
+    }
 
     // Failures dominating the last 15 minutes degrade health.
     for _ in 0..10 {

@@ -4,29 +4,9 @@
 
 use plugboard_tests::{ECHO_WASM, HOSTILE_WASM};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{Host, assert_error};
-
-async fn as_token(
-    host: &Host,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = host
-        .client
-        .request(method, host.v1(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn invoke_tokens_are_confined_and_revocation_is_immediate() {
@@ -56,16 +36,18 @@ async fn invoke_tokens_are_confined_and_revocation_is_immediate() {
 
     use reqwest::Method as M;
     let call = json!({ "parameters": { "message": "hi" } });
-    let (status, body) = as_token(
-        &host,
-        &token,
-        M::POST,
-        &format!("/instances/{mine}/methods/echo"),
-        Some(call.clone()),
-    )
-    .await;
+    let (status, body) = host
+        .as_token(
+            &token,
+            M::POST,
+            &format!("/instances/{mine}/methods/echo"),
+            Some(call.clone()),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = as_token(&host, &token, M::GET, &format!("/instances/{mine}"), None).await;
+    let (status, _) = host
+        .as_token(&token, M::GET, &format!("/instances/{mine}"), None)
+        .await;
     assert_eq!(status, 200);
 
     let forbidden = [
@@ -96,7 +78,7 @@ async fn invoke_tokens_are_confined_and_revocation_is_immediate() {
         (M::GET, "/connectors".to_owned(), None),
     ];
     for (method, path, body) in forbidden {
-        let answer = as_token(&host, &token, method.clone(), &path, body).await;
+        let answer = host.as_token(&token, method.clone(), &path, body).await;
         let e = assert_error(&answer, 403, "FORBIDDEN");
         assert_eq!(e["category"], "configuration", "{method} {path}");
     }
@@ -114,14 +96,14 @@ async fn invoke_tokens_are_confined_and_revocation_is_immediate() {
     // Revoked: refused at once.
     let (status, _) = host.delete(&format!("/tokens/{id}")).await;
     assert_eq!(status, 204);
-    let answer = as_token(
-        &host,
-        &token,
-        M::POST,
-        &format!("/instances/{mine}/methods/echo"),
-        Some(call),
-    )
-    .await;
+    let answer = host
+        .as_token(
+            &token,
+            M::POST,
+            &format!("/instances/{mine}/methods/echo"),
+            Some(call),
+        )
+        .await;
     assert_error(&answer, 401, "UNAUTHORIZED");
 
     // Bad requests for tokens.

@@ -1,0 +1,41 @@
+//! Who is acting, carried through a request as a task-local, so the broker
+//! can name the actor of a credential use without every call path between
+//! the API and the egress hooks passing it along.
+//!
+//! The API's auth middleware sets the calling token around the handler,
+//! webhook ingress sets the delivery's instance, the job worker sets the
+//! job; anything else is the host itself.
+
+use std::future::Future;
+
+use super::record::Actor;
+
+tokio::task_local! {
+    static ACTOR: Actor;
+}
+
+/// Runs `f` with `actor` as the current actor.
+pub async fn acting<F: Future>(actor: Actor, f: F) -> F::Output {
+    ACTOR.scope(actor, f).await
+}
+
+/// The current actor; the host itself outside any [`acting`] scope.
+pub fn current_actor() -> Actor {
+    ACTOR
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| Actor::system("host", None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::ActorKind;
+
+    #[tokio::test]
+    async fn the_scope_names_the_actor() {
+        assert_eq!(current_actor().kind, ActorKind::System);
+        let inside = acting(Actor::webhook("inst_1"), async { current_actor() }).await;
+        assert_eq!(inside, Actor::webhook("inst_1"));
+        assert_eq!(current_actor().kind, ActorKind::System);
+    }
+}
