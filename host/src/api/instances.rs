@@ -36,7 +36,8 @@ pub struct CreateInstance {
     connector: String,
     /// Display name.
     name: String,
-    /// Config object, validated against the connector's config schema.
+    /// Config object, completed with the config schema's defaults and
+    /// validated against it.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     config: Value,
@@ -164,8 +165,9 @@ error_responses!(
 
 /// Create an instance.
 ///
-/// `config` is validated against the connector's config schema and must
-/// resolve every host pattern of its manifest; `limits` can only narrow
+/// Absent top-level `config` keys with a schema `default` are filled in
+/// (and stored); `config` is then validated against the connector's config
+/// schema and must resolve every host pattern of its manifest; `limits` can only narrow
 /// what the host and the connector allow; `credentials` are validated
 /// against the credential schema and sealed at rest. Without credentials,
 /// an instance of a connector that needs them is `PENDING_AUTHENTICATION`.
