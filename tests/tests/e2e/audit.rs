@@ -9,8 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use plugboard::audit::{Actor, AuditKey, AuditRecord, Outcome, Resource, parse_rfc3339_ms};
-use plugboard::store::{SledStore, Store as _};
+use plugboard::audit::parse_rfc3339_ms;
 use plugboard_tests::AUTH_BEARER_WASM;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -578,45 +577,8 @@ async fn the_trail_matches_the_scenario_and_the_upstream() {
     assert_eq!(ids(&again), ids(&items));
 }
 
-/// Set for the helper run of this test binary that backdates records.
-const BACKDATE_ENV: &str = "PLUGBOARD_E2E_BACKDATE_STORE";
-/// Ages in days of the records the helper writes.
+/// Ages in days of the records the backdating helper writes.
 const BACKDATED_DAYS: [u64; 4] = [400, 120, 31, 10];
-
-/// Not a test of its own: [`retention_deletes_only_records_past_it`] runs
-/// this test binary again with only this test and [`BACKDATE_ENV`] set, so
-/// the records are written by another process — whose exit releases the
-/// store's lock before the host opens it again.
-#[test]
-#[ignore = "helper, run by retention_deletes_only_records_past_it"]
-fn backdate_helper() {
-    let Ok(dir) = std::env::var(BACKDATE_ENV) else {
-        return;
-    };
-    let store = SledStore::open(std::path::Path::new(&dir)).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let first = store.audit_seq().unwrap().map_or(0, |s| s + 1);
-    let records: Vec<AuditRecord> = BACKDATED_DAYS
-        .iter()
-        .zip(first..)
-        .map(|(days, seq)| {
-            AuditRecord::new(
-                AuditKey {
-                    ms: now - days * 86_400_000,
-                    seq,
-                },
-                Actor::system("backdated by the test", None),
-                "rule.delete",
-                Resource::new("rule", Some(&format!("rule_{days}d"))),
-                Outcome::success(),
-            )
-        })
-        .collect();
-    store.append_audit(&records).unwrap();
-}
 
 #[tokio::test]
 async fn retention_deletes_only_records_past_it() {
@@ -630,15 +592,16 @@ async fn retention_deletes_only_records_past_it() {
     let root = host.root();
     host.stop();
 
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "audit::backdate_helper", "--ignored"])
-        .env(BACKDATE_ENV, host.data_dir.join("store"))
+    // Another process writes them (see the helper's docs): its exit
+    // releases the store's lock before the host opens it again.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plugboard-e2e-backdate"))
+        .arg(host.data_dir.join("store"))
+        .args(BACKDATED_DAYS.map(|d| d.to_string()))
         .output()
         .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && said.contains("1 passed"),
-        "{said}{}",
+        out.status.success(),
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
