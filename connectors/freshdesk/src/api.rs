@@ -51,8 +51,7 @@ pub struct FreshdeskCredentials {
 
 /// The URL of `path` (starting with `/api/v2/`) under the configured base.
 pub fn url(path: &str) -> Result<String> {
-    let config: FreshdeskConfig = config::parse()?;
-    Ok(format!("{}{path}", config.api_base.trim_end_matches('/')))
+    Ok(format!("{}{path}", base()?))
 }
 
 /// The configured base URL, without a trailing slash.

@@ -46,8 +46,7 @@ pub struct GithubCredentials {
 
 /// The URL of `path` (starting with `/`) under the configured base.
 pub fn url(path: &str) -> Result<String> {
-    let config: GithubConfig = config::parse()?;
-    Ok(format!("{}{path}", config.api_base.trim_end_matches('/')))
+    Ok(format!("{}{path}", base()?))
 }
 
 /// The configured base, without a trailing slash.

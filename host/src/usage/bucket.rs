@@ -85,7 +85,7 @@ impl Calls {
         if let Some(category) = c.category {
             *self.by_category.entry(category).or_default() += 1;
         }
-        let m = self.methods.entry(c.method.to_owned()).or_default();
+        let m = entry(&mut self.methods, c.method);
         m.0 += 1;
         m.1 += failed;
         self.duration.record(c.duration);
@@ -146,7 +146,7 @@ impl Outbound {
             return;
         }
         self.requests += 1;
-        let upstream = self.upstreams.entry(r.upstream.to_string()).or_default();
+        let upstream = entry(&mut self.upstreams, &r.upstream);
         upstream.requests += 1;
         upstream.errors += u64::from(category.is_some());
         upstream.bytes_out += r.bytes_out;
@@ -248,6 +248,16 @@ impl Bucket {
             "bytesIn": self.outbound.bytes_in,
         })
     }
+}
+
+/// `map[key]`, created if missing. Every call and attempt updates three
+/// buckets (total, minute, hour): looking up before inserting spares an
+/// owned key per bucket on the invoke path once the key exists.
+fn entry<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {

@@ -112,9 +112,11 @@ impl Usage {
         f: impl FnOnce(&mut InstanceUsage),
     ) {
         let mut map = self.lock();
-        let entry = map
-            .entry(instance.to_owned())
-            .or_insert_with(|| InstanceUsage::new(connector, now));
+        // Look up before inserting: no owned key on every call.
+        if !map.contains_key(instance) {
+            map.insert(instance.to_owned(), InstanceUsage::new(connector, now));
+        }
+        let entry = map.get_mut(instance).expect("inserted above");
         // After an upgrade the instance's usage counts for the new version.
         if entry.connector != connector {
             entry.connector = connector.to_owned();
