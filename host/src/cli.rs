@@ -33,6 +33,15 @@ pub enum Command {
     /// `PLUGBOARD_MASTER_KEY`, the new key is left in
     /// `<data-dir>/master.key.next` for you to move into the variable.
     RotateKey(Overrides),
+    /// Check a connector component without a server: upload, manifest,
+    /// the example calls of its fixture file (`plugboard-test.json`),
+    /// refused requests, webhooks and secrets, against a private host
+    /// started in this process. Exit 0 when every check passes, 1 when one
+    /// fails.
+    Test(TestArgs),
+    /// Start a new connector from a template that builds and passes
+    /// `plugboard test` as it is.
+    New(crate::scaffold::NewArgs),
     /// Client commands against a running host.
     #[command(flatten)]
     Client(ClientCommand),
@@ -45,11 +54,39 @@ pub enum Command {
     },
 }
 
+/// Arguments of `plugboard test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The component (`.wasm`) to check.
+    pub component: std::path::PathBuf,
+    /// The fixture file; default: `plugboard-test.json` in the current
+    /// directory, else next to the component or in its parent directory.
+    #[arg(long)]
+    pub fixtures: Option<std::path::PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds each step may take (an upload compiles the component).
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => crate::client::run(command),
+        Command::Test(args) => test(&args),
+        Command::New(args) => match crate::scaffold::create(&args) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("plugboard new: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "plugboard", &mut script);
@@ -104,6 +141,71 @@ fn settings(overrides: &Overrides) -> Result<Settings, ExitCode> {
     })?;
     crate::telemetry::init(settings.log_format);
     Ok(settings)
+}
+
+/// The fixture file `plugboard test` uses when none is named.
+fn default_fixtures(component: &std::path::Path) -> Option<std::path::PathBuf> {
+    const NAME: &str = "plugboard-test.json";
+    let dir = component.parent().filter(|d| !d.as_os_str().is_empty());
+    [
+        Some(std::path::PathBuf::from(NAME)),
+        dir.map(|d| d.join(NAME)),
+        dir.and_then(|d| d.parent())
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| d.join(NAME)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file())
+}
+
+fn test(args: &TestArgs) -> ExitCode {
+    if !args.component.is_file() {
+        eprintln!("plugboard test: {} is not a file", args.component.display());
+        return ExitCode::from(2);
+    }
+    let options = crate::conformance::Options {
+        component: args.component.clone(),
+        fixtures: args
+            .fixtures
+            .clone()
+            .or_else(|| default_fixtures(&args.component)),
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plugboard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::conformance::run(&options)) {
+        Ok(report) => {
+            if args.json {
+                crate::client::output::raw(
+                    format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    )
+                    .as_bytes(),
+                );
+            } else {
+                crate::client::output::raw(report.render().as_bytes());
+            }
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("plugboard test: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn rotate_key(settings: &Settings) -> anyhow::Result<()> {

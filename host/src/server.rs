@@ -28,6 +28,41 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Runs the host until SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let running = start(settings).await?;
+    if let Some(path) = &running.created_token {
+        // The path, never the token.
+        println!("admin token written to {} (owner-only)", path.display());
+    }
+    // Scripts and tests read this line to learn the bound port.
+    println!("plugboard listening on http://{}", running.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await
+}
+
+/// A host serving in this process (`serve`, and `plugboard test`, which
+/// drives a private host through its real API).
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Where a newly created admin token was written, if one was.
+    pub created_token: Option<std::path::PathBuf>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, stores queued audit
+    /// records and flushes the store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("the server task panicked")?
+    }
+}
+
+/// Opens the data directory and starts serving; returns once the listener
+/// is bound.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     crate::metrics::install();
     crate::metrics::spawn_upkeep();
     let store = open_store(&settings)?;
@@ -38,9 +73,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.master_key.as_ref(),
     )?);
     tracing::info!(key = vault.current_id(), "vault open");
-    if let Some(path) = api::ensure_admin_token(&*store, &settings.data_dir)? {
+    let created_token = api::ensure_admin_token(&*store, &settings.data_dir)?;
+    if let Some(path) = &created_token {
         // The path, never the token.
-        println!("admin token written to {} (owner-only)", path.display());
         tracing::info!(path = %path.display(), "created the admin token");
     }
     // The trail's writer, and the retention sweep before anything listens
@@ -74,19 +109,28 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     api::spawn_worker(state.clone());
     let app = api::router(state);
 
-    // Scripts and tests read this line to learn the bound port.
-    println!("plugboard listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
-    // Queued audit records (credential uses of the last calls) are stored
-    // before the process ends.
-    audit.sync().await;
-    store.flush()?;
-    tracing::info!("stopped");
-    Ok(())
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .context("serving HTTP")?;
+        // Queued audit records (credential uses of the last calls) are
+        // stored before the process ends.
+        audit.sync().await;
+        store.flush()?;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(Running {
+        addr,
+        created_token,
+        stop,
+        task,
+    })
 }
 
 /// Creates the data directory owner-only (it holds the token file and the
@@ -121,5 +165,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down");
 }

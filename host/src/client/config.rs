@@ -29,7 +29,7 @@ pub struct Token(Zeroizing<String>);
 impl Token {
     /// Wraps a token read from somewhere; surrounding whitespace (the
     /// newline of a token file) is not part of it.
-    fn new(raw: &str, from: &str) -> CliResult<Self> {
+    pub(crate) fn new(raw: &str, from: &str) -> CliResult<Self> {
         let token = raw.trim();
         if token.is_empty() {
             return Err(CliError::usage(format!("the token from {from} is empty")));

@@ -2,7 +2,9 @@
 //! and delivery ids for de-duplication.
 //!
 //! - [`verify`]: the manifest's scheme checked against the raw body.
+//! - [`sign`]: the mirror image, for `plugboard test`'s deliveries.
 
+pub mod sign;
 pub mod verify;
 
 use serde_json::Value;
