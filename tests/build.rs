@@ -34,6 +34,39 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "auth_client_credentials",
         "PLUGBOARD_AUTH_CLIENT_CREDENTIALS_WASM",
     ),
+    ("tasks", "tasks", "PLUGBOARD_TASKS_RUST_WASM"),
+];
+
+/// Guests in other languages, each built by its own `build.sh OUT.wasm`:
+/// (directory, env var, the inputs whose change rebuilds it). Only sources
+/// are watched: the scripts write `node_modules/`, `.venv/` and generated
+/// bindings into their directories, which must not trigger a rebuild.
+const EXTERNAL: &[(&str, &str, &[&str])] = &[
+    (
+        "connectors/tasks-js",
+        "PLUGBOARD_TASKS_JS_WASM",
+        &["src", "build.sh", "package.json", "package-lock.json"],
+    ),
+    (
+        "connectors/tasks-python",
+        "PLUGBOARD_TASKS_PYTHON_WASM",
+        &["src", "build.sh", "requirements.txt"],
+    ),
+    (
+        "connectors/tasks-c",
+        "PLUGBOARD_TASKS_C_WASM",
+        &["src", "vendor", "build.sh"],
+    ),
+    (
+        "tests/guests/broken-js",
+        "PLUGBOARD_BROKEN_JS_WASM",
+        &["src", "build.sh", "package.json", "package-lock.json"],
+    ),
+    (
+        "tests/guests/broken-python",
+        "PLUGBOARD_BROKEN_PYTHON_WASM",
+        &["src", "build.sh", "requirements.txt"],
+    ),
 ];
 
 fn main() {
@@ -44,15 +77,24 @@ fn main() {
         .to_path_buf();
     let target_dir = workspace.join("target").join("guests");
 
-    for dir in [
-        "guest-sdk",
-        "connectors",
-        "tests/guests",
-        "wit",
-        "Cargo.toml",
-        "Cargo.lock",
-    ] {
-        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    let mut watched: Vec<String> = ["guest-sdk", "wit", "Cargo.toml", "Cargo.lock"]
+        .map(str::to_owned)
+        .to_vec();
+    for (package, _, _) in GUESTS {
+        let dir = ["connectors", "tests/guests"]
+            .iter()
+            .map(|base| format!("{base}/{package}"))
+            .chain(std::iter::once(format!("connectors/{package}-rust")))
+            .find(|d| workspace.join(d).join("Cargo.toml").is_file())
+            .unwrap_or_else(|| panic!("no directory for guest package {package}"));
+        watched.push(format!("{dir}/src"));
+        watched.push(format!("{dir}/Cargo.toml"));
+    }
+    for (dir, _, inputs) in EXTERNAL {
+        watched.extend(inputs.iter().map(|i| format!("{dir}/{i}")));
+    }
+    for path in watched {
+        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
@@ -138,6 +180,100 @@ fn main() {
         );
         println!("cargo:rustc-env={var}={}", wasm.display());
     }
+    build_external(&workspace, &target_dir.join("external"));
+}
+
+/// Builds the other languages' guests, in parallel (each is mostly one
+/// single-threaded toolchain process), with the preview1 adapter the C
+/// build needs written next to them.
+fn build_external(workspace: &Path, out: &Path) {
+    std::fs::create_dir_all(out).expect("creating target/guests/external");
+    let adapter = out.join("wasi_snapshot_preview1.reactor.wasm");
+    std::fs::write(
+        &adapter,
+        wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+    )
+    .expect("writing the preview1 adapter");
+    let results: Vec<(&str, &str, Result<PathBuf, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = EXTERNAL
+            .iter()
+            .map(|(dir, var, _)| {
+                let adapter = &adapter;
+                (
+                    *dir,
+                    *var,
+                    scope.spawn(move || build_one(workspace, dir, out, adapter)),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(dir, var, h)| {
+                (
+                    dir,
+                    var,
+                    h.join()
+                        .unwrap_or_else(|_| Err("the build thread panicked".into())),
+                )
+            })
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for (dir, var, result) in results {
+        match result {
+            Ok(wasm) => println!("cargo:rustc-env={var}={}", wasm.display()),
+            Err(e) => failures.push(format!("{dir}: {e}")),
+        }
+    }
+    if !failures.is_empty() {
+        panic!(
+            "building the JavaScript, Python and C guests failed:\n\n{}\n\n\
+             Each guest's toolchain is installed by its setup.sh \
+             (`connectors/tasks-js/setup.sh`, …); `.ci/run` runs them all.",
+            failures.join("\n\n")
+        );
+    }
+}
+
+fn build_one(workspace: &Path, dir: &str, out: &Path, adapter: &Path) -> Result<PathBuf, String> {
+    let name = Path::new(dir)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("guest");
+    let wasm = out.join(format!("{name}.wasm"));
+    let script = workspace.join(dir).join("build.sh");
+    let output = Command::new(&script)
+        .arg(&wasm)
+        .current_dir(workspace.join(dir))
+        .env("WASI_ADAPTER", adapter)
+        // The outer build's variables mean nothing to npm, pip or clang.
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .output()
+        .map_err(|e| format!("could not run {}: {e}", script.display()))?;
+    if !output.status.success() {
+        let tail = |b: &[u8]| {
+            let text = String::from_utf8_lossy(b);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        };
+        return Err(format!(
+            "{} {} failed ({}):\n{}\n{}",
+            script.display(),
+            wasm.display(),
+            output.status,
+            tail(&output.stdout),
+            tail(&output.stderr)
+        ));
+    }
+    if !wasm.is_file() {
+        return Err(format!(
+            "{} succeeded but wrote no {}",
+            script.display(),
+            wasm.display()
+        ));
+    }
+    Ok(wasm)
 }
 
 /// Fails early, with the fix, when the standard library for the target is

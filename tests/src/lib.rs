@@ -59,3 +59,24 @@ pub const DESK_WASM: &str = env!("PLUGBOARD_DESK_WASM");
 
 /// `tests/guests/payhooks`: Stripe-style signed webhooks (300 s tolerance).
 pub const PAYHOOKS_WASM: &str = env!("PLUGBOARD_PAYHOOKS_WASM");
+
+/// `connectors/tasks-rust`: the `tasks` example in Rust (see
+/// `docs/authoring/tasks-example.md`).
+pub const TASKS_RUST_WASM: &str = env!("PLUGBOARD_TASKS_RUST_WASM");
+
+/// `connectors/tasks-js`: the `tasks` example in JavaScript (componentize-js).
+pub const TASKS_JS_WASM: &str = env!("PLUGBOARD_TASKS_JS_WASM");
+
+/// `connectors/tasks-python`: the `tasks` example in Python (componentize-py).
+pub const TASKS_PYTHON_WASM: &str = env!("PLUGBOARD_TASKS_PYTHON_WASM");
+
+/// `connectors/tasks-c`: the `tasks` example in C (wit-bindgen, wasi-libc).
+pub const TASKS_C_WASM: &str = env!("PLUGBOARD_TASKS_C_WASM");
+
+/// `tests/guests/broken-js`: a JavaScript connector that breaks the
+/// contract on purpose (wrong result type, throws non-errors).
+pub const BROKEN_JS_WASM: &str = env!("PLUGBOARD_BROKEN_JS_WASM");
+
+/// `tests/guests/broken-python`: a Python connector that breaks the
+/// contract on purpose (wrong result type, raises).
+pub const BROKEN_PYTHON_WASM: &str = env!("PLUGBOARD_BROKEN_PYTHON_WASM");

@@ -806,8 +806,8 @@ async fn invoke_loaded(
     outbound: bool,
 ) -> ApiResult<Invoked> {
     let id = instance.id.as_str();
-    let validator = params_validator(state, connector, method)?;
-    if let Some((summary, details)) = schema_errors(&validator, &parameters) {
+    let schemas = method_schemas(state, connector, method)?;
+    if let Some((summary, details)) = schema_errors(&schemas.params, &parameters) {
         return Err(ApiError::bad_request(
             "INVALID_PARAMS",
             format!("invalid parameters: {summary}"),
@@ -865,6 +865,18 @@ async fn invoke_loaded(
         )
         .with_top("invocationId", json!(invocation_id))
     })?;
+    // The result schema is the connector's promise to its callers (rules,
+    // generated clients): a result that breaks it is the connector's
+    // fault, reported as such rather than passed on.
+    if let Some((summary, details)) = schema_errors(&schemas.result, &data) {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "INVALID_CONNECTOR_OUTPUT",
+            format!("the result of {method} does not match its result schema: {summary}"),
+        )
+        .with_details(details)
+        .with_top("invocationId", json!(invocation_id)));
+    }
     if let Some((key, request_hash)) = idempotency {
         state.store.put_idempotent_result(
             &key,
@@ -884,13 +896,21 @@ async fn invoke_loaded(
     })
 }
 
-/// The compiled params schema of a method; 404 `METHOD_NOT_FOUND` if the
+/// A method's compiled params and result schemas.
+pub(crate) struct MethodSchemas {
+    /// Checked before any guest code runs.
+    pub params: jsonschema::Validator,
+    /// Checked on every result.
+    pub result: jsonschema::Validator,
+}
+
+/// The compiled schemas of a method; 404 `METHOD_NOT_FOUND` if the
 /// connector has no such method.
-fn params_validator(
+fn method_schemas(
     state: &AppState,
     connector: &ConnectorRecord,
     method: &str,
-) -> ApiResult<Arc<jsonschema::Validator>> {
+) -> ApiResult<Arc<MethodSchemas>> {
     let key = (connector.digest.clone(), method.to_owned());
     if let Some(v) = state
         .validators
@@ -914,8 +934,10 @@ fn params_validator(
         )
         .with_details(json!({ "methods": known }))
     })?;
-    let validator =
-        Arc::new(jsonschema::validator_for(&info.params_schema).map_err(ApiError::internal)?);
+    let validator = Arc::new(MethodSchemas {
+        params: jsonschema::validator_for(&info.params_schema).map_err(ApiError::internal)?,
+        result: jsonschema::validator_for(&info.result_schema).map_err(ApiError::internal)?,
+    });
     state
         .validators
         .lock()

@@ -58,13 +58,13 @@ pub struct AppState {
     /// When each token's `lastUsedAt` was last written (Unix ms), so it is
     /// written at most once a minute per token rather than per request.
     token_seen: Arc<Mutex<HashMap<String, u64>>>,
-    /// Compiled parameter validators per (digest, method): compiling a JSON
-    /// Schema costs far more than validating against it.
+    /// Compiled params and result validators per (digest, method):
+    /// compiling a JSON Schema costs far more than validating against it.
     validators: Arc<Mutex<ValidatorCache>>,
 }
 
 /// Key: (component digest, method name).
-type ValidatorCache = HashMap<(String, String), Arc<jsonschema::Validator>>;
+type ValidatorCache = HashMap<(String, String), Arc<instances::MethodSchemas>>;
 
 impl AppState {
     /// Bundles the parts.

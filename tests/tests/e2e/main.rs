@@ -10,6 +10,7 @@ mod audit;
 mod auth_restart;
 mod broker;
 mod cli;
+mod conformance;
 mod connectors;
 mod credentials;
 mod egress;

@@ -71,7 +71,7 @@ catalogue! {
     UPSTREAM_ERROR = 502, "The upstream answered 5xx or otherwise failed (connector `upstream`; `details.upstreamStatus`).";
     UPSTREAM_UNREACHABLE = 502, "Connection refused, reset or timed out on the way to the upstream (`details.target`).";
     OUTBOUND_LIMIT = 502, "A request exceeded a per-invocation limit: request count, request or response body size (`details.target`).";
-    INVALID_CONNECTOR_OUTPUT = 502, "The connector returned a result or event payload that is not JSON.";
+    INVALID_CONNECTOR_OUTPUT = 502, "The connector returned a result that is not JSON or does not match the method's result schema, or an event payload that is not JSON.";
     OAUTH_TOKEN_ERROR = 502, "The OAuth token endpoint refused (its OAuth `error` is in the message) or failed.";
     UPSTREAM_UNAVAILABLE = 503, "The upstream's circuit is open after repeated failures; the request was not sent; `Retry-After`.";
     CAPACITY_EXCEEDED = 503, "Every guest instance slot is busy; `Retry-After: 1`.";
