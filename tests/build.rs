@@ -197,12 +197,12 @@ fn build_external(workspace: &Path, out: &Path) {
     let results: Vec<(&str, &str, Result<PathBuf, String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = EXTERNAL
             .iter()
-            .map(|(dir, var, _)| {
+            .map(|(dir, var, inputs)| {
                 let adapter = &adapter;
                 (
                     *dir,
                     *var,
-                    scope.spawn(move || build_one(workspace, dir, out, adapter)),
+                    scope.spawn(move || build_one(workspace, dir, inputs, out, adapter)),
                 )
             })
             .collect();
@@ -235,12 +235,32 @@ fn build_external(workspace: &Path, out: &Path) {
     }
 }
 
-fn build_one(workspace: &Path, dir: &str, out: &Path, adapter: &Path) -> Result<PathBuf, String> {
+fn build_one(
+    workspace: &Path,
+    dir: &str,
+    inputs: &[&str],
+    out: &Path,
+    adapter: &Path,
+) -> Result<PathBuf, String> {
     let name = Path::new(dir)
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("guest");
     let wasm = out.join(format!("{name}.wasm"));
+    // These toolchains take tens of seconds and the script reruns for any
+    // profile (test, bench): skip a component newer than all its inputs.
+    let built = std::fs::metadata(&wasm).and_then(|m| m.modified()).ok();
+    let newest_input = inputs
+        .iter()
+        .map(|i| workspace.join(dir).join(i))
+        .chain(std::iter::once(workspace.join("wit")))
+        .filter_map(|p| newest(&p))
+        .max();
+    if let (Some(built), Some(input)) = (built, newest_input)
+        && built > input
+    {
+        return Ok(wasm);
+    }
     let script = workspace.join(dir).join("build.sh");
     let output = Command::new(&script)
         .arg(&wasm)
@@ -297,4 +317,18 @@ fn check_target_installed(rustc: &OsString) {
             dir.display()
         );
     }
+}
+
+/// The newest modification time of a file or, recursively, a directory.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|e| newest(&e.path()))
+        .chain(meta.modified().ok())
+        .max()
 }

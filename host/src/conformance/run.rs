@@ -507,8 +507,46 @@ fn describe(reply: &Reply) -> String {
             truncate(&data.to_string())
         )
     } else {
-        api_error(reply)
+        let error = api_error(reply);
+        match hint(&error) {
+            Some(hint) => format!("{error}\nhint: {hint}"),
+            None => error,
+        }
     }
+}
+
+/// How to fix the traps each guest toolchain produces for the usual
+/// mistakes, recognised by the toolchain's own message.
+fn hint(error: &str) -> Option<&'static str> {
+    const HINTS: &[(&str, &str)] = &[
+        (
+            "invalid variant tag value",
+            "a JavaScript export threw something that is not a value of the WIT `error` variant; \
+             throw {tag: 'invalid-input' | 'not-found' | 'temporary' | …, val: …} (docs/authoring/js.md)",
+        ),
+        (
+            "Python function threw an unexpected exception",
+            "a Python export raised an exception other than Err(Error_…(…)); catch it and raise \
+             e.g. Err(Error_Temporary(str(e))) (docs/authoring/python.md)",
+        ),
+        (
+            "KeyError(<class 'str'>)",
+            "a Python export raised Err(…) with a value that is not an Error_… case of the WIT \
+             `error` variant (docs/authoring/python.md)",
+        ),
+        (
+            "does not match its result schema",
+            "the method returned JSON its result schema does not allow; fix the result or the schema",
+        ),
+        (
+            "panicked at",
+            "the connector panicked; return an error value instead of panicking",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(needle, _)| error.contains(needle))
+        .map(|(_, hint)| *hint)
 }
 
 fn truncate(s: &str) -> String {

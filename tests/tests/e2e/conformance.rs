@@ -227,3 +227,160 @@ fn a_file_that_is_not_a_component_is_reported_not_crashed() {
         "{report:#}"
     );
 }
+
+/// The detail of the check whose name contains `name`.
+fn detail_of(report: &Value, name: &str) -> String {
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().contains(name))
+        .unwrap_or_else(|| panic!("no check {name}: {report:#}"));
+    assert_eq!(check["outcome"], "fail", "{name}: {check:#}");
+    check["detail"].as_str().unwrap().to_owned()
+}
+
+fn broken_fixtures(dir: &str) -> PathBuf {
+    workspace().join(format!("tests/guests/{dir}/plugboard-test.json"))
+}
+
+#[test]
+fn a_broken_javascript_connector_gets_a_precise_report() {
+    let (code, report) = conformance(BROKEN_JS_WASM, Some(&broken_fixtures("broken-js")));
+    assert_eq!(code, 1, "{report:#}");
+    let wrong = detail_of(&report, "a result that breaks the result schema");
+    assert!(
+        wrong.contains("502 INVALID_CONNECTOR_OUTPUT: the result of wrong_result does not match its result schema: [1,2] is not of type \"object\""),
+        "{wrong}"
+    );
+    for (name, received) in [
+        ("a thrown object", "received `[object Object]`"),
+        ("a thrown Error", "received `Error: boom`"),
+        ("an undeclared error case", "invalid variant tag value `\"teapot\"`"),
+    ] {
+        let d = detail_of(&report, name);
+        assert!(d.contains("500 CONNECTOR_TRAPPED"), "{name}: {d}");
+        assert!(d.contains(received), "{name}: {d}");
+        assert!(d.contains("hint: a JavaScript export threw something that is not a value of the WIT `error` variant"), "{name}: {d}");
+    }
+}
+
+#[test]
+fn a_broken_python_connector_gets_a_precise_report() {
+    let (code, report) = conformance(BROKEN_PYTHON_WASM, Some(&broken_fixtures("broken-python")));
+    assert_eq!(code, 1, "{report:#}");
+    let wrong = detail_of(&report, "a result that breaks the result schema");
+    assert!(wrong.contains("does not match its result schema: [1,2,3] is not of type \"object\""), "{wrong}");
+    let raised = detail_of(&report, "a raised exception");
+    assert!(raised.contains("500 CONNECTOR_TRAPPED"), "{raised}");
+    assert!(raised.contains("ValueError: boom"), "{raised}");
+    assert!(raised.contains("hint: a Python export raised an exception other than Err("), "{raised}");
+    let undeclared = detail_of(&report, "an undeclared error");
+    assert!(undeclared.contains("KeyError"), "{undeclared}");
+    assert!(undeclared.contains("hint: a Python export raised Err(…) with a value that is not an Error_… case"), "{undeclared}");
+}
+
+#[tokio::test]
+async fn broken_connectors_get_clear_api_errors_and_the_host_keeps_serving() {
+    let host = Host::start(&[]);
+    for (wasm, cases) in [
+        (
+            BROKEN_JS_WASM,
+            &[
+                ("wrong_result", 502, "INVALID_CONNECTOR_OUTPUT", "does not match its result schema"),
+                ("throw_object", 500, "CONNECTOR_TRAPPED", "invalid variant tag value"),
+                ("throw_error", 500, "CONNECTOR_TRAPPED", "received `Error: boom`"),
+                ("undeclared_error", 500, "CONNECTOR_TRAPPED", "`\"teapot\"`"),
+            ][..],
+        ),
+        (
+            BROKEN_PYTHON_WASM,
+            &[
+                ("wrong_result", 502, "INVALID_CONNECTOR_OUTPUT", "does not match its result schema"),
+                ("raise_exception", 500, "CONNECTOR_TRAPPED", "ValueError: boom"),
+                ("undeclared_error", 500, "CONNECTOR_TRAPPED", "KeyError"),
+            ][..],
+        ),
+    ] {
+        let instance = host.instance(wasm, json!({})).await;
+        for (method, status, code, text) in cases {
+            let answer = host.invoke(&instance, method, json!({})).await;
+            let error = super::common::assert_error(&answer, *status, code);
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains(text), "{method}: {message}");
+            assert!(answer.1["invocationId"].as_str().is_some(), "{method}: {answer:?}");
+        }
+        // The failures cost the host nothing: the next good call works.
+        let healthz = host.healthz().await;
+        assert_eq!(healthz["status"], "ok", "{healthz}");
+    }
+}
+
+/// `plugboard new acme-notes --lang <lang>`, the documented build
+/// (`./build.sh`), `plugboard test` in the project, and an upload to a
+/// running host whose `echo` then answers.
+///
+/// The language's toolchain is the one the examples' `setup.sh` installed
+/// (`.ci/run` runs them): `env` points the new project's build at it,
+/// as `docs/authoring/<lang>.md` describes for a machine that has it.
+async fn new_project_builds_passes_and_uploads(lang: &str, env: &[(&str, PathBuf)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("acme-notes");
+    let mut new = Command::new(HOST_BIN);
+    new.args(["new", "acme-notes", "--lang", lang, "--dir"])
+        .arg(&project);
+    let (code, out, err) = run(new);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("./build.sh"), "{out}");
+
+    let mut build = Command::new(project.join("build.sh"));
+    build.current_dir(&project);
+    for (k, v) in env {
+        build.env(k, v);
+    }
+    let (code, out, err) = run(build);
+    assert_eq!(code, 0, "{lang}: build.sh failed:\n{out}\n{err}");
+    let wasm = project.join("dist/acme-notes.wasm");
+    assert!(wasm.is_file(), "{lang}: no {}", wasm.display());
+
+    // From inside the project, as the docs say: the fixtures are found in
+    // the working directory.
+    let mut test = Command::new(HOST_BIN);
+    test.args(["test", "dist/acme-notes.wasm", "--json"])
+        .current_dir(&project);
+    let (code, stdout, stderr) = run(test);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{lang}: not a JSON report ({e}):\n{stdout}\n{stderr}"));
+    assert!(checks(&report, "fail").is_empty(), "{lang}: {report:#}");
+    assert_eq!(code, 0, "{lang}");
+    assert_eq!(report["connector"], "acme-notes@0.1.0", "{lang}");
+
+    let host = Host::start(&[]);
+    let instance = host
+        .instance(wasm.to_str().unwrap(), json!({"api_base": "http://127.0.0.1:9"}))
+        .await;
+    let (status, body) = host
+        .invoke(&instance, "echo", json!({"message": "hello from a new project"}))
+        .await;
+    assert_eq!(status, 200, "{lang}: {body}");
+    assert_eq!(body["data"], json!({"message": "hello from a new project"}), "{lang}");
+}
+
+#[tokio::test]
+async fn plugboard_new_rust_builds_passes_and_uploads() {
+    // A target dir of the tests' own, kept between runs, so the vendored
+    // SDK and its dependencies compile once per machine.
+    let target = workspace().join("target/new-projects");
+    new_project_builds_passes_and_uploads("rust", &[("CARGO_TARGET_DIR", target)]).await;
+}
+
+#[tokio::test]
+async fn plugboard_new_javascript_builds_passes_and_uploads() {
+    new_project_builds_passes_and_uploads("js", &[]).await;
+}
+
+#[tokio::test]
+async fn plugboard_new_python_builds_passes_and_uploads() {
+    let cpy = workspace().join("connectors/tasks-python/.venv/bin/componentize-py");
+    new_project_builds_passes_and_uploads("python", &[("COMPONENTIZE_PY", cpy)]).await;
+}
