@@ -57,17 +57,21 @@ fn strip_one_slash(mut base: String) -> String {
     base
 }
 
-/// `s` percent-encoded as one path segment (`/`, `?`, `#`, spaces and
-/// everything else outside RFC 3986's unreserved characters are escaped).
+/// `value` (the parameter `name`) percent-encoded as one path segment:
+/// `/`, `?`, `#`, `%`, spaces and everything else outside RFC 3986's
+/// unreserved characters are escaped.
 ///
-/// `.` and `..` are unreserved but would be dot-segments, which servers and
-/// proxies resolve (`/tasks/..` is `/`), so their dots are escaped too.
-pub fn segment(s: &str) -> String {
-    match s {
-        "." => "%2E".to_owned(),
-        ".." => "%2E%2E".to_owned(),
-        _ => http::encode_component(s),
+/// `.` and `..` are refused: they would be dot-segments, which servers and
+/// proxies resolve (`/tasks/..` is `/`, and many decode `%2E%2E` first), so
+/// no encoding reliably keeps them one segment. The JavaScript example,
+/// whose `fetch` removes them even percent-encoded, refuses them the same way.
+pub fn segment(name: &str, value: &str) -> Result<String> {
+    if value == "." || value == ".." {
+        return Err(Error::invalid_input(format!(
+            "{name} must not be `.` or `..`"
+        )));
     }
+    Ok(http::encode_component(value))
 }
 
 /// Sends `request` with `accept: application/json` and the timeout, and
@@ -348,10 +352,18 @@ mod tests {
 
     #[test]
     fn ids_are_one_path_segment() {
-        assert_eq!(segment("42"), "42");
-        assert_eq!(segment("a/b c?d#e"), "a%2Fb%20c%3Fd%23e");
-        assert_eq!(segment("v1.2"), "v1.2");
-        assert_eq!(segment("."), "%2E");
-        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("id", "42"), Ok("42".to_owned()));
+        assert_eq!(
+            segment("id", "a/b c?d#e%"),
+            Ok("a%2Fb%20c%3Fd%23e%25".to_owned())
+        );
+        assert_eq!(segment("id", "v1.2"), Ok("v1.2".to_owned()));
+        assert_eq!(segment("id", "..."), Ok("...".to_owned()));
+        for dots in [".", ".."] {
+            assert_eq!(
+                segment("id", dots),
+                Err(Error::invalid_input("id must not be `.` or `..`"))
+            );
+        }
     }
 }

@@ -144,7 +144,7 @@ fn echo(p: Echo) -> Result<Echo> {
 /// `get_task`: `GET {api_base}/tasks/{id}`.
 fn get_task(p: GetTask) -> Result<Task> {
     // The id is one path segment: `a/b` must not reach `/tasks/a/b`.
-    let url = api::url(&format!("/tasks/{}", api::segment(&p.id)))?;
+    let url = api::url(&format!("/tasks/{}", api::segment("id", &p.id)?))?;
     api::task(&api::send(Request::get(url))?)
 }
 
