@@ -407,6 +407,13 @@ static bool method_get_task(const cJSON *params, connector_json_t *ret, connecto
         return fail(err, PLUGBOARD_CONNECTOR_TYPES_ERROR_INVALID_INPUT,
                     "id must be a non-empty string");
     }
+    /* `.` and `..` would be dot-segments, which servers and proxies resolve
+     * (`/tasks/..` is `/`, and many decode `%2E%2E` first): no encoding
+     * keeps them one segment, so refuse them, as the other examples do. */
+    if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0) {
+        return fail(err, PLUGBOARD_CONNECTOR_TYPES_ERROR_INVALID_INPUT,
+                    "id must not be `.` or `..`");
+    }
     char *segment = must(text_pct_encode_segment(id));
     char *path = must(text_printf("/tasks/%s", segment));
     free(segment);

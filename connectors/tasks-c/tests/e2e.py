@@ -206,9 +206,10 @@ def main():
         upload_ms = (time.monotonic() - t0) * 1000
         check(f"upload ({len(wasm)} bytes, {upload_ms:.0f} ms)", s in (200, 201), f"{s} {conn}")
         m = conn.get("manifest", {})
+        connector = conn.get("id", "")  # name@version; `plugboard new` renames the example
         check(
             "manifest",
-            conn.get("id") == "tasks@0.1.0"
+            connector.endswith("@0.1.0")
             and [x["name"] for x in m.get("methods", [])] == ["echo", "get_task", "create_task"]
             and m.get("hosts") == ["{api_base}"]
             and m.get("webhook") is not None,
@@ -219,7 +220,7 @@ def main():
             "POST",
             "/v1/instances",
             {
-                "connector": "tasks@0.1.0",
+                "connector": connector,
                 "name": "c-e2e",
                 "config": {"api_base": api_base},
                 "credentials": {"api_token": API_TOKEN, "webhook_secret": WEBHOOK_SECRET},
@@ -263,6 +264,10 @@ def main():
         check("418 keeps the upstream status", b.get("error", {}).get("details", {}).get("upstreamStatus") == 418, json.dumps(b))
         b = expect_error("get_task 200 with a bad body", invoke("get_task", {"id": "weird"}), 502, "UPSTREAM_ERROR", "unexpected response body")
         expect_error("get_task without id (host schema)", invoke("get_task", {}), 400, "INVALID_PARAMS")
+        before = len(FakeTasks.requests)
+        for dots in (".", ".."):
+            expect_error(f"get_task id {dots!r} is refused", invoke("get_task", {"id": dots}), 400, "INVALID_PARAMS", "must not be")
+        check("dot ids sent nothing upstream", len(FakeTasks.requests) == before)
 
         # create_task
         s, body, _ = invoke("create_task", {"title": "Ship it"})
@@ -331,7 +336,7 @@ def main():
         check("upload to the second host", s in (200, 201))
         s, inst2, _ = denied_host.call(
             "POST", "/v1/instances",
-            {"connector": "tasks@0.1.0", "name": "denied", "config": {"api_base": api_base}, "credentials": {"api_token": API_TOKEN}},
+            {"connector": connector, "name": "denied", "config": {"api_base": api_base}, "credentials": {"api_token": API_TOKEN}},
         )
         check("create instance on the second host", s == 201, f"{s} {inst2}")
         before = len(FakeTasks.requests)
@@ -352,10 +357,22 @@ def main():
             "no such line in " + denied_host.dir + "/host.log",
         )
 
+        # Denied by the instance's allowedHosts (not the IP policy): the guest
+        # sees HttpRequestDenied.
+        s, inst4, _ = host.call(
+            "POST", "/v1/instances",
+            {"connector": connector, "name": "narrowed", "config": {"api_base": api_base},
+             "credentials": {"api_token": API_TOKEN}, "limits": {"allowedHosts": ["https://elsewhere.example.com"]}},
+        )
+        check("create instance with narrower allowedHosts", s == 201, f"{s} {inst4}")
+        before = len(FakeTasks.requests)
+        expect_error("host outside allowedHosts → HOST_DENIED", invoke("get_task", {"id": "42"}, host, inst4["id"]), 403, "HOST_DENIED")
+        check("nothing reached the fake from the narrowed instance", len(FakeTasks.requests) == before)
+
         # Connection refused: an allowed address where nothing listens.
         s, inst3, _ = host.call(
             "POST", "/v1/instances",
-            {"connector": "tasks@0.1.0", "name": "refused", "config": {"api_base": f"http://127.0.0.1:{closed_port()}/api"},
+            {"connector": connector, "name": "refused", "config": {"api_base": f"http://127.0.0.1:{closed_port()}/api"},
              "credentials": {"api_token": API_TOKEN}},
         )
         check("create instance pointing at a closed port", s == 201, f"{s} {inst3}")
@@ -370,6 +387,11 @@ def main():
         check(
             "the connector saw ConnectionRefused (its warn log line)",
             re.search(r'request to the Tasks API failed .*error="ConnectionRefused"', log) is not None,
+            "no such line in " + host.dir + "/host.log",
+        )
+        check(
+            "the connector saw HttpRequestDenied (its warn log line)",
+            re.search(r'request to the Tasks API failed .*error="HttpRequestDenied"', log) is not None,
             "no such line in " + host.dir + "/host.log",
         )
     finally:
