@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end test of the built component against a real Plugboard host.
 
-    python3 tests/e2e.py [--plugboard /opt/pb/plugboard] [--wasm dist/tasks.wasm]
+    python3 tests/e2e.py [--plugboard PATH] [--wasm dist/tasks.wasm]
 
 Starts a fake Tasks API on 127.0.0.1, a Plugboard host that may reach it
 (--egress-allow-cidr 127.0.0.1/32) and a second host that may not, uploads
@@ -188,9 +188,12 @@ def closed_port():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--plugboard", default=os.environ.get("PLUGBOARD", "/opt/pb/plugboard"))
+    ap.add_argument("--plugboard", default=os.environ.get("PLUGBOARD") or shutil.which("plugboard"),
+                    help="the plugboard binary (default: $PLUGBOARD, else plugboard on PATH)")
     ap.add_argument("--wasm", default=os.path.join(HERE, "..", "dist", "tasks.wasm"))
     args = ap.parse_args()
+    if not args.plugboard:
+        ap.error("no plugboard binary: put it on PATH, set PLUGBOARD or pass --plugboard")
     wasm = open(args.wasm, "rb").read()
 
     fake = ThreadingHTTPServer(("127.0.0.1", 0), FakeTasks)

@@ -6,11 +6,13 @@
 #   4. `plugboard test` (conformance + plugboard-test.json), when the host
 #      binary has that command and the fixture file exists.
 #
-#   tests/run.sh            PLUGBOARD=/path/to/plugboard tests/run.sh
+#   tests/run.sh                              # plugboard from PATH
+#   PLUGBOARD=/path/to/plugboard tests/run.sh
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
-plugboard=${PLUGBOARD:-$(command -v plugboard || echo /opt/pb/plugboard)}
+plugboard=${PLUGBOARD:-$(command -v plugboard || true)}
+[[ -n $plugboard ]] || { echo "run.sh: no plugboard binary: put it on PATH or set PLUGBOARD" >&2; exit 1; }
 
 mkdir -p build
 echo "== unit tests"
