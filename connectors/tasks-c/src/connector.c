@@ -36,9 +36,11 @@ typedef plugboard_connector_types_method_info_t method_info_t;
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                              */
 
-/* Aborts (traps) when an allocation failed. */
+/* Traps when an allocation failed. What a guest writes to stderr before a
+ * trap is shown in the host's CONNECTOR_TRAPPED message. */
 static void *must(void *p) {
     if (p == NULL) {
+        fputs(CONNECTOR_NAME ": out of memory\n", stderr);
         abort();
     }
     return p;
@@ -140,6 +142,7 @@ static bool fail(connector_error_t *err, uint8_t tag, const char *fmt, ...) {
         break;
     default:
         /* rate-limited and upstream carry records: use their own helpers. */
+        fputs(CONNECTOR_NAME ": fail() called with a record error case\n", stderr);
         abort();
     }
     return false;
