@@ -20,6 +20,8 @@
 #   WASI_SYSROOT   wasi-libc sysroot, e.g. a wasi-sdk's share/wasi-sysroot
 #                  (default: the one clang finds, e.g. Debian's wasi-libc)
 #   CC             clang to use (default: clang)
+#   WASI_TARGET    clang target (default: wasm32-wasi; wasm32-wasip1 with a
+#                  wasi-sdk whose sysroot only has that name)
 #   WIT_BINDGEN, WASM_TOOLS   paths of those tools (default: found on PATH,
 #                  in ${TOOLS_ROOT:-$HOME/.cargo}/bin, or the repo's target/tools/c/bin)
 set -euo pipefail
@@ -114,9 +116,10 @@ if ! log=$("$wit_bindgen" c "$wit" --world connector --out-dir "$gen" 2>&1); the
     die "wit-bindgen failed on $wit"
 fi
 
-# wasm32-wasi is WASI preview 1 (clang >= 18 also calls it wasm32-wasip1);
-# the adapter turns its imports into preview 2 ones.
-target_flags=(--target=wasm32-wasi)
+# wasm32-wasi is WASI preview 1; clang >= 18 also calls it wasm32-wasip1,
+# clang 14 knows only this spelling. The adapter turns the preview 1 imports
+# into preview 2 ones.
+target_flags=("--target=${WASI_TARGET:-wasm32-wasi}")
 [[ -n ${WASI_SYSROOT:-} ]] && target_flags+=("--sysroot=$WASI_SYSROOT")
 common=("${target_flags[@]}" -std=c11 -Os -I "$gen" -I "$here/src" -I "$here/vendor/cjson")
 # Our code: strict warnings, errors on any.
