@@ -61,6 +61,10 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// How many guest instances may exist at once (sizes the pooling allocator).
     pub max_instances: u32,
+    /// How many idle, warm guest instances the host keeps for reuse by
+    /// later calls of the *same* instance with the same config (0: a fresh
+    /// guest instance for every call).
+    pub warm_instances: u32,
 }
 
 impl Default for Limits {
@@ -72,6 +76,7 @@ impl Default for Limits {
             max_component_bytes: 128 << 20,
             max_request_bytes: 4 << 20,
             max_instances: 1000,
+            warm_instances: 256,
         }
     }
 }
@@ -194,6 +199,10 @@ pub struct Overrides {
     /// Maximum number of guest instances alive at once.
     #[arg(long, env = "PLUGBOARD_MAX_INSTANCES")]
     pub max_instances: Option<u32>,
+    /// Idle guest instances kept warm for reuse by the same instance's
+    /// next calls (0: a fresh guest instance for every call).
+    #[arg(long, env = "PLUGBOARD_WARM_INSTANCES")]
+    pub warm_instances: Option<u32>,
     /// Log format.
     #[arg(long, env = "PLUGBOARD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -289,6 +298,7 @@ struct FileLimits {
     max_component_mib: Option<usize>,
     max_request_kib: Option<usize>,
     max_instances: Option<u32>,
+    warm_instances: Option<u32>,
 }
 
 impl Settings {
@@ -326,6 +336,17 @@ impl Settings {
         check_range("max_component_mib", component_mib as u64, 1, 1024)?;
         check_range("max_request_kib", request_kib as u64, 1, 1024 * 1024)?;
         check_range("max_instances", u64::from(max_instances), 1, 100_000)?;
+        let warm_instances = overrides
+            .warm_instances
+            .or(fl.warm_instances)
+            .unwrap_or(defaults.warm_instances.min(max_instances / 4));
+        // Warm instances hold pooling-allocator slots: at most half of them.
+        check_range(
+            "warm_instances",
+            u64::from(warm_instances),
+            0,
+            u64::from(max_instances / 2),
+        )?;
         let retention_days = overrides
             .audit_retention_days
             .or(file.audit.retention_days)
@@ -353,6 +374,7 @@ impl Settings {
                 max_component_bytes: component_mib << 20,
                 max_request_bytes: request_kib << 10,
                 max_instances,
+                warm_instances,
             },
             egress,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),

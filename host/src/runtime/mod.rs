@@ -11,9 +11,10 @@ mod bindings;
 mod engine;
 pub mod loader;
 mod state;
+mod warm;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,10 +24,11 @@ use tracing::Instrument as _;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use self::bindings::{ConnectorPre, wit};
+use self::bindings::{Connector, ConnectorPre, wit};
 pub use self::loader::LoadError;
 pub use self::state::Invocation;
 use self::state::{GuestState, MemoryLimitExceeded};
+use self::warm::{Warm, WarmKey, WarmPool};
 use crate::config::Limits;
 use crate::egress::{Broker, Caller, EgressHooks, EgressPolicy, OutboundOutcome, OutboundRecord};
 use crate::manifest::Manifest;
@@ -276,6 +278,8 @@ pub struct WebhookOutput {
 /// A compiled, pre-linked connector version, ready to instantiate.
 pub struct Loaded {
     pre: ConnectorPre<GuestState>,
+    /// Idle instances of this version, kept for reuse.
+    warm: WarmPool,
 }
 
 /// The outcome of compiling an upload.
@@ -303,6 +307,12 @@ pub struct RuntimeStats {
     /// Stored artifacts that were unusable and replaced by a recompile.
     #[schema(value_type = u64)]
     pub artifact_rejected: AtomicU64,
+    /// Guest instances created (one per call that found no warm one).
+    #[schema(value_type = u64)]
+    pub instantiated: AtomicU64,
+    /// Calls that ran in a warm instance of the same instance and config.
+    #[schema(value_type = u64)]
+    pub reused: AtomicU64,
 }
 
 /// The component runtime.
@@ -313,6 +323,9 @@ pub struct Runtime {
     limits: Limits,
     cache: Mutex<HashMap<String, Arc<Loaded>>>,
     stats: RuntimeStats,
+    /// Idle warm instances across all connectors (bounded by
+    /// `Limits::warm_instances`).
+    warm_idle: AtomicUsize,
     _ticker: engine::EpochTicker,
 }
 
@@ -339,6 +352,7 @@ impl Runtime {
             limits,
             cache: Mutex::default(),
             stats: RuntimeStats::default(),
+            warm_idle: AtomicUsize::new(0),
             _ticker: ticker,
         })
     }
@@ -502,7 +516,10 @@ impl Runtime {
             missing: Vec::new(),
             unexpected: vec![format!("{e:#}")],
         })?;
-        Ok(Loaded { pre })
+        Ok(Loaded {
+            pre,
+            warm: WarmPool::default(),
+        })
     }
 
     async fn describe(&self, loaded: &Loaded) -> Result<wit::Manifest, LoadError> {
@@ -561,9 +578,10 @@ impl Runtime {
         store
     }
 
-    /// Runs one call in a fresh instance: the JSON (or summary) string the
-    /// guest produced, and its outbound attempts, which are also added to
-    /// the instance's stats.
+    /// Runs one call — in a warm instance of the same instance and config
+    /// when one is idle (see [`warm`]), else in a fresh one: the JSON (or
+    /// summary) string the guest produced, and its outbound attempts, which
+    /// are also added to the instance's stats.
     pub async fn call(
         &self,
         loaded: &Loaded,
@@ -583,15 +601,58 @@ impl Runtime {
         // these fields.
         let span = tracing::info_span!("invocation", invocation = %invocation_id,
             instance = instance.as_deref().unwrap_or("-"), %connector, %method);
-        let mut store = self.new_store(invocation, policy, envelope);
+        let key = self.warm_key(&invocation, envelope);
+        let warm = key
+            .as_ref()
+            .and_then(|k| loaded.warm.take(k, &self.warm_idle));
+        let (mut store, ready) = match warm {
+            Some(mut w) => {
+                self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                self.reset(&mut w.store, invocation, policy, envelope);
+                (w.store, Ok((w.instance, w.uses, w.born)))
+            }
+            None => {
+                let mut store = self.new_store(invocation.clone(), policy.clone(), envelope);
+                let mut ready = self.instantiate(&mut store, loaded, envelope).await;
+                // Idle warm instances hold pool slots: when the pool is
+                // full, give them back and try once more.
+                if matches!(ready, Err(InvokeError::Capacity(_))) && self.evict_warm() > 0 {
+                    store = self.new_store(invocation, policy, envelope);
+                    ready = self.instantiate(&mut store, loaded, envelope).await;
+                }
+                (store, ready.map(|i| (i, 0, Instant::now())))
+            }
+        };
         let journal = store.data().hooks.journal();
-        let result = self
-            .run(&mut store, loaded, envelope, call)
-            .instrument(span)
-            .await;
-        // The store holds the guest's resources, including response bodies
-        // still being metered; drop it before reading the final counts.
-        drop(store);
+        let result = match ready {
+            Err(e) => Err(Failure::Invoke(e)),
+            Ok((instance, uses, born)) => {
+                let (result, reusable) = self
+                    .run(&mut store, &instance, envelope, call)
+                    .instrument(span)
+                    .await;
+                // Keep the instance only after a clean end with nothing
+                // left open in its resource table.
+                if reusable
+                    && let Some(key) = key
+                    && store.data_mut().table_is_empty()
+                {
+                    let warm = Warm::new(store, instance, uses + 1, born);
+                    loaded.warm.put(
+                        key,
+                        warm,
+                        &self.warm_idle,
+                        self.limits.warm_instances as usize,
+                    );
+                } else {
+                    // The store holds the guest's resources, including
+                    // response bodies still being metered; drop it before
+                    // reading the final counts.
+                    drop(store);
+                }
+                result
+            }
+        };
         let outbound =
             std::mem::take(&mut journal.lock().unwrap_or_else(|e| e.into_inner()).records);
         // One line per attempt: the egress audit trail operators can
@@ -628,21 +689,85 @@ impl Runtime {
         Called { result, outbound }
     }
 
-    async fn run(
+    /// Who may reuse this call's instance afterwards: calls of an instance
+    /// (not `describe`), when warm instances are enabled.
+    fn warm_key(&self, invocation: &Invocation, envelope: Envelope) -> Option<WarmKey> {
+        if self.limits.warm_instances == 0 {
+            return None;
+        }
+        Some(WarmKey {
+            instance: invocation.instance.clone()?,
+            config: invocation.config.to_string(),
+            memory_bytes: envelope.memory_bytes,
+        })
+    }
+
+    /// Prepares a warm store for its next call: a new deadline, egress
+    /// hooks and identity; cleared stderr.
+    fn reset(
+        &self,
+        store: &mut Store<GuestState>,
+        invocation: Invocation,
+        policy: EgressPolicy,
+        envelope: Envelope,
+    ) {
+        let deadline = Instant::now() + envelope.timeout;
+        let caller = Caller {
+            connector: invocation.connector.clone(),
+            instance: invocation.instance.clone(),
+        };
+        let hooks = EgressHooks::new(self.broker.clone(), caller, policy, deadline);
+        store.data_mut().renew(invocation, hooks, deadline);
+        store.set_epoch_deadline(1);
+    }
+
+    /// Drops every idle warm instance; returns how many there were.
+    fn evict_warm(&self) -> usize {
+        let before = self.warm_idle.load(Ordering::Relaxed);
+        if before == 0 {
+            return 0;
+        }
+        let loaded: Vec<Arc<Loaded>> = self.lock_cache().values().cloned().collect();
+        for l in loaded {
+            l.warm.clear(&self.warm_idle);
+        }
+        before
+    }
+
+    /// A fresh guest instance in `store`, within the call's deadline.
+    async fn instantiate(
         &self,
         store: &mut Store<GuestState>,
         loaded: &Loaded,
         envelope: Envelope,
+    ) -> Result<Connector, InvokeError> {
+        let started = Instant::now();
+        let deadline = store.data().deadline;
+        let result =
+            tokio::time::timeout_at(deadline.into(), loaded.pre.instantiate_async(&mut *store))
+                .await;
+        match result {
+            Err(_) => Err(InvokeError::Timeout(envelope.timeout)),
+            Ok(Err(e)) => Err(classify_instantiation(&e, store, envelope)),
+            Ok(Ok(instance)) => {
+                self.stats.instantiated.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::instantiation(started);
+                Ok(instance)
+            }
+        }
+    }
+
+    /// Runs `call` in `instance`; also says whether the instance may serve
+    /// another call (it ended with a result or the guest's own error).
+    async fn run(
+        &self,
+        store: &mut Store<GuestState>,
+        instance: &Connector,
+        envelope: Envelope,
         call: Call,
-    ) -> Result<Output, Failure> {
-        let result = tokio::time::timeout(envelope.timeout, async {
-            let started = Instant::now();
-            let instance = loaded
-                .pre
-                .instantiate_async(&mut *store)
-                .await
-                .map_err(Stage::Instantiate)?;
-            crate::metrics::instantiation(started);
+    ) -> (Result<Output, Failure>, bool) {
+        let deadline = store.data().deadline;
+        let result = tokio::time::timeout_at(deadline.into(), async {
             match call {
                 Call::TestConnection => instance
                     .call_test_connection(&mut *store)
@@ -662,47 +787,45 @@ impl Runtime {
                     instance
                         .call_handle_webhook(&mut *store, &request)
                         .await
-                        .map(|r| {
-                            r.map(|o| {
-                                Output::Webhook(WebhookOutput {
-                                    response: o.response.map(|r| {
-                                        (
-                                            r.status,
-                                            r.headers
-                                                .into_iter()
-                                                .map(|h| (h.name, h.value))
-                                                .collect(),
-                                            r.body,
-                                        )
-                                    }),
-                                    events: o
-                                        .events
-                                        .into_iter()
-                                        .map(|e| (e.kind, e.id, e.payload))
-                                        .collect(),
-                                })
-                            })
-                        })
+                        .map(|r| r.map(|o| Output::Webhook(webhook_output(o))))
                 }
                 Call::Invoke { method, params } => instance
                     .call_invoke(&mut *store, &method, &params)
                     .await
                     .map(|r| r.map(Output::Text)),
             }
-            .map_err(Stage::Call)
         })
         .await;
         match result {
-            Err(_) => Err(Failure::Invoke(InvokeError::Timeout(envelope.timeout))),
-            Ok(Err(Stage::Instantiate(e))) => {
-                Err(Failure::Invoke(classify_instantiation(&e, store, envelope)))
-            }
-            Ok(Err(Stage::Call(trap))) => {
-                Err(Failure::Invoke(classify_trap(&trap, store, envelope)))
-            }
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(e))) => Err(Failure::Guest(GuestError::from(e))),
+            Err(_) => (
+                Err(Failure::Invoke(InvokeError::Timeout(envelope.timeout))),
+                false,
+            ),
+            Ok(Err(trap)) => (
+                Err(Failure::Invoke(classify_trap(&trap, store, envelope))),
+                false,
+            ),
+            Ok(Ok(Ok(value))) => (Ok(value), true),
+            Ok(Ok(Err(e))) => (Err(Failure::Guest(GuestError::from(e))), true),
         }
+    }
+}
+
+/// The host's view of a `webhook-outcome`.
+fn webhook_output(o: wit::WebhookOutcome) -> WebhookOutput {
+    WebhookOutput {
+        response: o.response.map(|r| {
+            (
+                r.status,
+                r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                r.body,
+            )
+        }),
+        events: o
+            .events
+            .into_iter()
+            .map(|e| (e.kind, e.id, e.payload))
+            .collect(),
     }
 }
 
@@ -752,12 +875,6 @@ fn seal_artifact(component: &Component) -> anyhow::Result<Vec<u8>> {
     out.extend_from_slice(&Sha256::digest(&body));
     out.extend_from_slice(&body);
     Ok(out)
-}
-
-/// Where a call failed, to tell a full pool from a guest fault.
-enum Stage {
-    Instantiate(wasmtime::Error),
-    Call(wasmtime::Error),
 }
 
 /// Instantiation runs guest start functions too, so guest faults are

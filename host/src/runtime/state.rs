@@ -48,6 +48,21 @@ pub struct GuestState {
 }
 
 impl GuestState {
+    /// Readies a warm instance's state for its next call.
+    pub(super) fn renew(&mut self, invocation: Invocation, hooks: EgressHooks, deadline: Instant) {
+        self.invocation = invocation;
+        self.hooks = hooks;
+        self.deadline = deadline;
+        self.stderr.clear();
+    }
+
+    /// Whether the guest left nothing open (streams, bodies, requests).
+    pub(super) fn table_is_empty(&mut self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+impl GuestState {
     /// A state granting nothing but what the arguments say.
     pub fn new(
         invocation: Invocation,
@@ -172,6 +187,11 @@ impl GuestOutput {
         bytes.extend_from_slice(a);
         bytes.extend_from_slice(b);
         String::from_utf8_lossy(&bytes).trim().to_owned()
+    }
+
+    /// Forgets what was captured (a warm instance's next call).
+    pub fn clear(&self) {
+        self.tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn push(&self, bytes: &[u8]) {
