@@ -7,10 +7,13 @@
 //!   and the most that were in flight together.
 //! - `burst --url URL --body JSON [--token-file F] [--connections 10000]
 //!   [--connect-parallel 200] [--settle-ms 500] [--timeout-s 30]
-//!   [--watch-pid PID]`: opens that many keep-alive connections first (not
+//!   [--watch-pid PID [--rss-abort-mib N]]`: opens that many keep-alive connections first (not
 //!   timed: a client pool), then sends one `POST` on each at once and times
 //!   them all: wall time from the first send to the last answer, latency
-//!   percentiles, statuses, and the peak RSS of `--watch-pid`.
+//!   percentiles, statuses, and the peak RSS of `--watch-pid`. With
+//!   `--rss-abort-mib`, the watched process is killed (SIGKILL) as soon as
+//!   its RSS passes N MiB: a guard for a shared machine, reported as a
+//!   failure.
 //! - `restart --token-file F --call 'LABEL PATH BODY' [--call …] [--repeat 5]
 //!   -- CMD ARGS…`: starts the host command, waits for its `listening on
 //!   http://…` line, then invokes each call in order (a `POST` of BODY to
@@ -309,6 +312,12 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let settle = Duration::from_millis(args.number("settle-ms", 500u64)?);
     let timeout = Duration::from_secs(args.number("timeout-s", 30u64)?);
     let watch: Option<u32> = args.get("watch-pid").map(str::parse).transpose().map_err(|e| format!("--watch-pid: {e}"))?;
+    let rss_abort_kib: Option<u64> = args
+        .get("rss-abort-mib")
+        .map(str::parse::<u64>)
+        .transpose()
+        .map_err(|e| format!("--rss-abort-mib: {e}"))?
+        .map(|mib| mib * 1024);
     if connections == 0 || parallel == 0 {
         return Err("--connections and --connect-parallel must be positive".into());
     }
@@ -348,15 +357,20 @@ async fn burst(args: &Args) -> Result<(), Error> {
     tokio::time::sleep(settle).await;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let aborted = Arc::new(AtomicBool::new(false));
     let sampler = watch.map(|pid| {
-        let stop = stop.clone();
+        let (stop, aborted) = (stop.clone(), aborted.clone());
         tokio::spawn(async move {
             let mut peak = 0;
             while !stop.load(Ordering::Relaxed) {
                 if let Some((_, rss)) = memory_kib(pid) {
                     peak = peak.max(rss);
+                    if rss_abort_kib.is_some_and(|cap| rss > cap) && !aborted.swap(true, Ordering::Relaxed) {
+                        eprintln!("loadgen burst: process {pid} passed {} MiB RSS: killing it", rss / 1024);
+                        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             peak
         })
@@ -393,6 +407,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
         None => None,
     };
     let memory_after = watch.and_then(memory_kib);
+    let aborted = aborted.load(Ordering::Relaxed);
 
     let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.done.saturating_sub(o.sent)).collect();
     latencies.sort_unstable();
@@ -416,6 +431,12 @@ async fn burst(args: &Args) -> Result<(), Error> {
     for (error, count) in &errors {
         println!("  {count} × {error}");
     }
+    if aborted {
+        println!(
+            "ABORTED: the host passed --rss-abort-mib {} MiB and was killed; the answers above are not a measurement",
+            rss_abort_kib.unwrap_or(0) / 1024
+        );
+    }
     let (hwm, rss_after) = memory_after.unwrap_or((0, 0));
     if watch.is_some() {
         println!(
@@ -427,7 +448,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
         );
     }
     println!(
-        "RESULT connections={connections} ok={ok} failed={} wall_ms={} last_send_ms={} p50_ms={} p99_ms={} max_ms={} vmhwm_kib={hwm} rss_peak_sampled_kib={}",
+        "RESULT connections={connections} ok={ok} failed={} wall_ms={} last_send_ms={} p50_ms={} p99_ms={} max_ms={} vmhwm_kib={hwm} rss_peak_sampled_kib={} aborted={aborted}",
         connections - ok,
         ms(wall),
         ms(last_send),
@@ -627,7 +648,17 @@ fn main() -> ExitCode {
     };
     let known: &[&str] = match command.as_str() {
         "slow-upstream" => &["listen", "delay-ms"],
-        "burst" => &["url", "body", "token-file", "connections", "connect-parallel", "settle-ms", "timeout-s", "watch-pid"],
+        "burst" => &[
+            "url",
+            "body",
+            "token-file",
+            "connections",
+            "connect-parallel",
+            "settle-ms",
+            "timeout-s",
+            "watch-pid",
+            "rss-abort-mib",
+        ],
         "restart" => &["token-file", "call", "repeat", "deadline-s"],
         _ => {
             eprintln!("{USAGE}");
