@@ -34,19 +34,34 @@ alive() {
   [[ $state != Z* ]]
 }
 
+# Whether PID is still a child of this script: a PID that was reaped may
+# already belong to someone else's process, which must never be signalled.
+our_child() {
+  [ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" = "$$" ]
+}
+
 BENCH_WORK=$(mktemp -d -t "plugboard-$BENCH_NAME.XXXXXX")
 BENCH_PIDS=()
 
-# Stops every server this script started: SIGTERM, then SIGKILL after 5 s.
-# Keeps the scratch directory (logs) when the script failed or BENCH_KEEP=1.
+forget_pid() {
+  local keep=() p
+  for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  BENCH_PIDS=("${keep[@]}")
+}
+
+# Stops every process this script started and still runs: SIGTERM, then
+# SIGKILL after 5 s. Keeps the scratch directory (logs) when the script
+# failed or BENCH_KEEP=1.
 bench_cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   local pid i
-  for pid in "${BENCH_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${BENCH_PIDS[@]}"; do
+    if our_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
   for pid in "${BENCH_PIDS[@]}"; do
     for i in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    if our_child "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
   wait 2>/dev/null || true
   if [ "$rc" -ne 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then
@@ -88,10 +103,27 @@ start_server() {
 # stop_server PID: SIGTERM and wait (up to 10 s), then SIGKILL.
 stop_server() {
   local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
+  if our_child "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+    if our_child "$pid" && alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
   wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}
+
+# run_child OUT ERR CMD…: runs CMD to completion with stdout to OUT and
+# stderr to ERR, in the background and waited for, so that a signal to this
+# script is handled at once (the trap then stops CMD too). Returns CMD's status.
+run_child() {
+  local out=$1 err=$2 pid rc=0
+  shift 2
+  env -u RUST_BACKTRACE "$@" >"$out" 2>"$err" &
+  pid=$!
+  BENCH_PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  forget_pid "$pid"
+  return "$rc"
 }
 
 # wait_ready NAME URL [STATUS]: polls URL until it answers STATUS (200).
