@@ -326,6 +326,16 @@ impl Suite {
         let scheme: WebhookScheme = serde_json::from_value(declared["scheme"].clone())
             .context("reading the manifest's webhook scheme")?;
         let delivery_header = declared["deliveryIdHeader"].as_str().map(str::to_owned);
+        // Deliveries are signed with the fixtures' credentials, as the
+        // platform would sign them with the instance's.
+        let secret = |field: &str| fixtures.credentials.get(field).cloned();
+        if let Err(e) = crate::webhook::sign::sign(&scheme, b"", &secret, 0) {
+            self.report.fail(
+                "webhooks",
+                format!("cannot sign deliveries: {e} in the fixtures' credentials"),
+            );
+            return Ok(());
+        }
         let up = FakeUpstream::start().await?;
         let id = match self.instance(connector, fixtures, &up.url()).await? {
             Ok(id) => id,

@@ -266,9 +266,20 @@ async fn a_shared_budget_holds_across_instances_under_concurrency() {
         ok + late,
         "one request per admitted call"
     );
-    // ~4 s of deadline at 10/s plus the burst; far fewer means the queue
-    // does not work, more means the budget leaks.
-    assert!((20..=45).contains(&ok), "{ok} succeeded");
+    // ~4 s of deadline at 10/s plus the burst: far fewer means the queue
+    // does not work. The admissions' total also grows with how far the
+    // 200 calls' starts (and so their deadlines) spread, which a loaded
+    // machine stretches; so the upper bound follows the span in which
+    // requests actually arrived, and the rate itself is checked exactly by
+    // the 1 s windows below.
+    let arrivals: Vec<Instant> = upstream.all().iter().map(|a| a.at).collect();
+    let span = match (arrivals.first(), arrivals.last()) {
+        (Some(first), Some(last)) => *last - *first,
+        _ => Duration::ZERO,
+    };
+    let most = 2 + (span.as_secs_f64() * 10.0).ceil() as usize + 1;
+    assert!(ok >= 20, "{ok} succeeded");
+    assert!(ok <= most, "{ok} succeeded in {span:?} (at most {most})");
 
     // No 1 s window holds more than the rate plus one burst. Admission is
     // exact (the budget's unit tests check it in virtual time); arrivals

@@ -256,7 +256,10 @@ fn a_broken_javascript_connector_gets_a_precise_report() {
     for (name, received) in [
         ("a thrown object", "received `[object Object]`"),
         ("a thrown Error", "received `Error: boom`"),
-        ("an undeclared error case", "invalid variant tag value `\"teapot\"`"),
+        (
+            "an undeclared error case",
+            "invalid variant tag value `\"teapot\"`",
+        ),
     ] {
         let d = detail_of(&report, name);
         assert!(d.contains("500 CONNECTOR_TRAPPED"), "{name}: {d}");
@@ -270,14 +273,25 @@ fn a_broken_python_connector_gets_a_precise_report() {
     let (code, report) = conformance(BROKEN_PYTHON_WASM, Some(&broken_fixtures("broken-python")));
     assert_eq!(code, 1, "{report:#}");
     let wrong = detail_of(&report, "a result that breaks the result schema");
-    assert!(wrong.contains("does not match its result schema: [1,2,3] is not of type \"object\""), "{wrong}");
+    assert!(
+        wrong.contains("does not match its result schema: [1,2,3] is not of type \"object\""),
+        "{wrong}"
+    );
     let raised = detail_of(&report, "a raised exception");
     assert!(raised.contains("500 CONNECTOR_TRAPPED"), "{raised}");
     assert!(raised.contains("ValueError: boom"), "{raised}");
-    assert!(raised.contains("hint: a Python export raised an exception other than Err("), "{raised}");
+    assert!(
+        raised.contains("hint: a Python export raised an exception other than Err("),
+        "{raised}"
+    );
     let undeclared = detail_of(&report, "an undeclared error");
     assert!(undeclared.contains("KeyError"), "{undeclared}");
-    assert!(undeclared.contains("hint: a Python export raised Err(…) with a value that is not an Error_… case"), "{undeclared}");
+    assert!(
+        undeclared.contains(
+            "hint: a Python export raised Err(…) with a value that is not an Error_… case"
+        ),
+        "{undeclared}"
+    );
 }
 
 #[tokio::test]
@@ -287,17 +301,42 @@ async fn broken_connectors_get_clear_api_errors_and_the_host_keeps_serving() {
         (
             BROKEN_JS_WASM,
             &[
-                ("wrong_result", 502, "INVALID_CONNECTOR_OUTPUT", "does not match its result schema"),
-                ("throw_object", 500, "CONNECTOR_TRAPPED", "invalid variant tag value"),
-                ("throw_error", 500, "CONNECTOR_TRAPPED", "received `Error: boom`"),
+                (
+                    "wrong_result",
+                    502,
+                    "INVALID_CONNECTOR_OUTPUT",
+                    "does not match its result schema",
+                ),
+                (
+                    "throw_object",
+                    500,
+                    "CONNECTOR_TRAPPED",
+                    "invalid variant tag value",
+                ),
+                (
+                    "throw_error",
+                    500,
+                    "CONNECTOR_TRAPPED",
+                    "received `Error: boom`",
+                ),
                 ("undeclared_error", 500, "CONNECTOR_TRAPPED", "`\"teapot\"`"),
             ][..],
         ),
         (
             BROKEN_PYTHON_WASM,
             &[
-                ("wrong_result", 502, "INVALID_CONNECTOR_OUTPUT", "does not match its result schema"),
-                ("raise_exception", 500, "CONNECTOR_TRAPPED", "ValueError: boom"),
+                (
+                    "wrong_result",
+                    502,
+                    "INVALID_CONNECTOR_OUTPUT",
+                    "does not match its result schema",
+                ),
+                (
+                    "raise_exception",
+                    500,
+                    "CONNECTOR_TRAPPED",
+                    "ValueError: boom",
+                ),
                 ("undeclared_error", 500, "CONNECTOR_TRAPPED", "KeyError"),
             ][..],
         ),
@@ -308,7 +347,10 @@ async fn broken_connectors_get_clear_api_errors_and_the_host_keeps_serving() {
             let error = super::common::assert_error(&answer, *status, code);
             let message = error["message"].as_str().unwrap();
             assert!(message.contains(text), "{method}: {message}");
-            assert!(answer.1["invocationId"].as_str().is_some(), "{method}: {answer:?}");
+            assert!(
+                answer.1["invocationId"].as_str().is_some(),
+                "{method}: {answer:?}"
+            );
         }
         // The failures cost the host nothing: the next good call works.
         let healthz = host.healthz().await;
@@ -356,14 +398,31 @@ async fn new_project_builds_passes_and_uploads(lang: &str, env: &[(&str, PathBuf
     assert_eq!(report["connector"], "acme-notes@0.1.0", "{lang}");
 
     let host = Host::start(&[]);
-    let instance = host
-        .instance(wasm.to_str().unwrap(), json!({"api_base": "http://127.0.0.1:9"}))
+    let (status, uploaded) = host.upload(wasm.to_str().unwrap()).await;
+    assert_eq!(status, 201, "{lang}: {uploaded}");
+    let (status, created) = host
+        .post(
+            "/instances",
+            json!({"connector": uploaded["id"], "name": "acme",
+                   "config": {"api_base": "http://127.0.0.1:9"},
+                   "credentials": {"api_token": "t0k3n-acme"}}),
+        )
         .await;
+    assert_eq!(status, 201, "{lang}: {created}");
+    let instance = created["id"].as_str().unwrap();
     let (status, body) = host
-        .invoke(&instance, "echo", json!({"message": "hello from a new project"}))
+        .invoke(
+            instance,
+            "echo",
+            json!({"message": "hello from a new project"}),
+        )
         .await;
     assert_eq!(status, 200, "{lang}: {body}");
-    assert_eq!(body["data"], json!({"message": "hello from a new project"}), "{lang}");
+    assert_eq!(
+        body["data"],
+        json!({"message": "hello from a new project"}),
+        "{lang}"
+    );
 }
 
 #[tokio::test]
@@ -383,4 +442,11 @@ async fn plugboard_new_javascript_builds_passes_and_uploads() {
 async fn plugboard_new_python_builds_passes_and_uploads() {
     let cpy = workspace().join("connectors/tasks-python/.venv/bin/componentize-py");
     new_project_builds_passes_and_uploads("python", &[("COMPONENTIZE_PY", cpy)]).await;
+}
+
+#[tokio::test]
+async fn plugboard_new_c_builds_passes_and_uploads() {
+    // The project gets the preview1 adapter from `plugboard new`; clang,
+    // wit-bindgen and wasm-tools are the ones setup.sh installed.
+    new_project_builds_passes_and_uploads("c", &[]).await;
 }
