@@ -111,15 +111,9 @@ pub fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match async_runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("plugboard: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             match runtime.block_on(crate::server::serve(settings)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -141,6 +135,17 @@ fn settings(overrides: &Overrides) -> Result<Settings, ExitCode> {
     })?;
     crate::telemetry::init(settings.log_format);
     Ok(settings)
+}
+
+/// The multi-threaded tokio runtime of `serve` and `test`.
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("plugboard: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
 }
 
 /// The fixture file `plugboard test` uses when none is named.
@@ -172,15 +177,9 @@ fn test(args: &TestArgs) -> ExitCode {
             .or_else(|| default_fixtures(&args.component)),
         timeout: std::time::Duration::from_secs(args.timeout),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match async_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("plugboard: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(crate::conformance::run(&options)) {
         Ok(report) => {

@@ -1,6 +1,9 @@
-//! In-process cost of one invocation of the `echo` connector: a fresh store,
-//! instantiation from the pre-linked component, the `invoke` call with JSON
-//! in and out, and teardown — the per-call work the HTTP API adds around.
+//! In-process cost of one invocation of the `echo` connector, in two modes:
+//! `fresh` (`warm_instances = 0`: a new store, instantiation from the
+//! pre-linked component, the `invoke` call with JSON in and out, teardown)
+//! and `warm` (the default: the call runs in the idle instance the previous
+//! call of the same instance left) — the per-call work the HTTP API adds
+//! around.
 //!
 //! Baseline in the same run: the same JSON work done natively (parse the
 //! params, build the result, serialize it).
@@ -43,49 +46,57 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let broker = Arc::new(Broker::new(EgressSettings::default()));
-        let runtime = Arc::new(Runtime::new(Limits::default(), broker).unwrap());
         let bytes = std::fs::read(plugboard_tests::ECHO_WASM).unwrap();
-        let started = Instant::now();
-        let prepared = runtime.prepare(Arc::new(bytes)).await.unwrap();
-        println!("compile + describe of echo: {:?}", started.elapsed());
-        let loaded = prepared.loaded;
         let params = json!({"message": "hello", "data": {"n": [1, 2, 3]}}).to_string();
-        let invocation = Invocation {
-            connector: Arc::from("echo@bench"),
-            instance: Some(Arc::from("inst_bench")),
-            config: Arc::new(json!({})),
-            id: Arc::from("inv_bench"),
-        };
-        // No hosts allowed: echo makes no outbound calls.
-        let policy = EgressPolicy::default();
-        let envelope = Envelope::for_instance(runtime.limits(), &Default::default());
-        let call = || Call::Invoke {
-            method: "echo".into(),
-            params: params.clone(),
-        };
+        let mut means = Vec::new();
+        for (mode, warm_instances) in [("fresh", 0), ("warm", 256)] {
+            let broker = Arc::new(Broker::new(EgressSettings::default()));
+            let limits = Limits {
+                warm_instances,
+                ..Limits::default()
+            };
+            let runtime = Arc::new(Runtime::new(limits, broker).unwrap());
+            let bytes = bytes.clone();
+            let started = Instant::now();
+            let prepared = runtime.prepare(Arc::new(bytes)).await.unwrap();
+            println!("compile + describe of echo: {:?}", started.elapsed());
+            let loaded = prepared.loaded;
+            let invocation = Invocation {
+                connector: Arc::from("echo@bench"),
+                instance: Some(Arc::from("inst_bench")),
+                config: Arc::new(json!({})),
+                id: Arc::from("inv_bench"),
+            };
+            // No hosts allowed: echo makes no outbound calls.
+            let policy = EgressPolicy::default();
+            let envelope = Envelope::for_instance(runtime.limits(), &Default::default());
+            let call = || Call::Invoke {
+                method: "echo".into(),
+                params: params.clone(),
+            };
 
-        let once = || {
-            runtime.call(
-                &loaded,
-                invocation.clone(),
-                policy.clone(),
-                envelope,
-                call(),
-            )
-        };
-        // Warm up the pool slots and caches.
-        for _ in 0..500 {
-            once().await.result.unwrap();
+            let once = || {
+                runtime.call(
+                    &loaded,
+                    invocation.clone(),
+                    policy.clone(),
+                    envelope,
+                    call(),
+                )
+            };
+            // Warm up the pool slots and caches.
+            for _ in 0..500 {
+                once().await.result.unwrap();
+            }
+            let mut samples = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let t = Instant::now();
+                let out = once().await.result.unwrap();
+                samples.push(t.elapsed());
+                std::hint::black_box(out);
+            }
+            means.push(summarize(&format!("echo ({mode})"), samples));
         }
-        let mut samples = Vec::with_capacity(calls);
-        for _ in 0..calls {
-            let t = Instant::now();
-            let out = once().await.result.unwrap();
-            samples.push(t.elapsed());
-            std::hint::black_box(out);
-        }
-        let wasm = summarize("echo: instantiate + invoke", samples);
 
         let mut native = Vec::with_capacity(calls);
         for _ in 0..calls {
@@ -96,6 +107,10 @@ fn main() {
             std::hint::black_box(out);
         }
         let base = summarize("native baseline (JSON only)", native);
-        println!("ratio wasm/native: {:.1}x", wasm / base);
+        println!(
+            "ratio fresh/native: {:.1}x, warm/native: {:.1}x",
+            means[0] / base,
+            means[1] / base
+        );
     });
 }
