@@ -36,6 +36,10 @@ pub fn build(limits: &Limits) -> Result<Engine> {
     // A component instance has a handful of core instances (the guest, the
     // WASI adapter, shims); JS/Python components have more and bigger ones.
     pool.total_component_instances(instances);
+    // Every call in flight runs on a fiber stack of its own; wasmtime's
+    // default of 1,000 would cap concurrency below `max_instances`
+    // ("maximum concurrent limit of 1000 for fibers reached").
+    pool.total_stacks(instances);
     pool.total_core_instances(instances.saturating_mul(4));
     pool.total_memories(instances.saturating_mul(2));
     pool.total_tables(instances.saturating_mul(4));
