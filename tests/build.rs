@@ -13,28 +13,84 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// (package, artifact file stem, env var) of every guest.
-const GUESTS: &[(&str, &str, &str)] = &[
-    ("echo", "echo", "PLUGBOARD_ECHO_WASM"),
-    ("rest", "rest", "PLUGBOARD_REST_WASM"),
-    ("freshdesk", "freshdesk", "PLUGBOARD_FRESHDESK_WASM"),
-    ("slack", "slack", "PLUGBOARD_SLACK_WASM"),
-    ("github", "github", "PLUGBOARD_GITHUB_WASM"),
-    ("hostile", "hostile", "PLUGBOARD_HOSTILE_WASM"),
-    ("wrong-world", "wrong-world", "PLUGBOARD_WRONG_WORLD_WASM"),
-    ("auth-bearer", "auth_bearer", "PLUGBOARD_AUTH_BEARER_WASM"),
-    ("auth-basic", "auth_basic", "PLUGBOARD_AUTH_BASIC_WASM"),
-    ("auth-header", "auth_header", "PLUGBOARD_AUTH_HEADER_WASM"),
-    ("auth-query", "auth_query", "PLUGBOARD_AUTH_QUERY_WASM"),
-    ("auth-oauth", "auth_oauth", "PLUGBOARD_AUTH_OAUTH_WASM"),
-    ("desk", "desk", "PLUGBOARD_DESK_WASM"),
-    ("payhooks", "payhooks", "PLUGBOARD_PAYHOOKS_WASM"),
+/// (directory, package, artifact file stem, env var) of every Rust guest.
+const GUESTS: &[(&str, &str, &str, &str)] = &[
+    ("connectors/echo", "echo", "echo", "PLUGBOARD_ECHO_WASM"),
+    ("connectors/rest", "rest", "rest", "PLUGBOARD_REST_WASM"),
     (
+        "connectors/freshdesk",
+        "freshdesk",
+        "freshdesk",
+        "PLUGBOARD_FRESHDESK_WASM",
+    ),
+    ("connectors/slack", "slack", "slack", "PLUGBOARD_SLACK_WASM"),
+    (
+        "connectors/github",
+        "github",
+        "github",
+        "PLUGBOARD_GITHUB_WASM",
+    ),
+    (
+        "tests/guests/hostile",
+        "hostile",
+        "hostile",
+        "PLUGBOARD_HOSTILE_WASM",
+    ),
+    (
+        "tests/guests/wrong-world",
+        "wrong-world",
+        "wrong-world",
+        "PLUGBOARD_WRONG_WORLD_WASM",
+    ),
+    (
+        "tests/guests/auth-bearer",
+        "auth-bearer",
+        "auth_bearer",
+        "PLUGBOARD_AUTH_BEARER_WASM",
+    ),
+    (
+        "tests/guests/auth-basic",
+        "auth-basic",
+        "auth_basic",
+        "PLUGBOARD_AUTH_BASIC_WASM",
+    ),
+    (
+        "tests/guests/auth-header",
+        "auth-header",
+        "auth_header",
+        "PLUGBOARD_AUTH_HEADER_WASM",
+    ),
+    (
+        "tests/guests/auth-query",
+        "auth-query",
+        "auth_query",
+        "PLUGBOARD_AUTH_QUERY_WASM",
+    ),
+    (
+        "tests/guests/auth-oauth",
+        "auth-oauth",
+        "auth_oauth",
+        "PLUGBOARD_AUTH_OAUTH_WASM",
+    ),
+    ("tests/guests/desk", "desk", "desk", "PLUGBOARD_DESK_WASM"),
+    (
+        "tests/guests/payhooks",
+        "payhooks",
+        "payhooks",
+        "PLUGBOARD_PAYHOOKS_WASM",
+    ),
+    (
+        "tests/guests/auth-client-credentials",
         "auth-client-credentials",
         "auth_client_credentials",
         "PLUGBOARD_AUTH_CLIENT_CREDENTIALS_WASM",
     ),
-    ("tasks", "tasks", "PLUGBOARD_TASKS_RUST_WASM"),
+    (
+        "connectors/tasks-rust",
+        "tasks",
+        "tasks",
+        "PLUGBOARD_TASKS_RUST_WASM",
+    ),
 ];
 
 /// Guests in other languages, each built by its own `build.sh OUT.wasm`:
@@ -80,13 +136,7 @@ fn main() {
     let mut watched: Vec<String> = ["guest-sdk", "wit", "Cargo.toml", "Cargo.lock"]
         .map(str::to_owned)
         .to_vec();
-    for (package, _, _) in GUESTS {
-        let dir = ["connectors", "tests/guests"]
-            .iter()
-            .map(|base| format!("{base}/{package}"))
-            .chain(std::iter::once(format!("connectors/{package}-rust")))
-            .find(|d| workspace.join(d).join("Cargo.toml").is_file())
-            .unwrap_or_else(|| panic!("no directory for guest package {package}"));
+    for (dir, _, _, _) in GUESTS {
         watched.push(format!("{dir}/src"));
         watched.push(format!("{dir}/Cargo.toml"));
     }
@@ -103,7 +153,7 @@ fn main() {
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&workspace)
         .args(["build", "--release", "--target", TARGET])
-        .args(GUESTS.iter().flat_map(|(package, _, _)| ["-p", package]))
+        .args(GUESTS.iter().flat_map(|(_, package, _, _)| ["-p", package]))
         .env("CARGO_TARGET_DIR", &target_dir)
         // The guest profile, set here rather than in the workspace's
         // `[profile.release]` (which is the host's). Small components upload
@@ -164,14 +214,14 @@ fn main() {
             String::from_utf8_lossy(&output.stderr),
             GUESTS
                 .iter()
-                .map(|(p, _, _)| format!("-p {p}"))
+                .map(|(_, p, _, _)| format!("-p {p}"))
                 .collect::<Vec<_>>()
                 .join(" "),
         );
     }
 
     let out = target_dir.join(TARGET).join("release");
-    for (package, stem, var) in GUESTS {
+    for (_, package, stem, var) in GUESTS {
         let wasm = out.join(format!("{stem}.wasm"));
         assert!(
             wasm.is_file(),

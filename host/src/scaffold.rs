@@ -230,13 +230,11 @@ fn rename(path: &str, contents: &[u8], name: &str) -> anyhow::Result<Vec<u8>> {
     for (from, to) in spots(name) {
         text = text.replace(&from, &to);
     }
-    if path.ends_with(".sh") && !text.contains(&format!("\nNAME={name}\n")) {
-        // A build script that no longer names its output is a template
-        // bug the unit tests catch; refuse rather than write a project
-        // that builds the example's name.
-        if path == "build.sh" {
-            bail!("template {path} has no `NAME=` line");
-        }
+    // A build script that no longer names its output is a template bug the
+    // unit tests catch; refuse rather than write a project that builds the
+    // example's name.
+    if path == "build.sh" && !text.contains(&format!("\nNAME={name}\n")) {
+        bail!("template {path} has no `NAME=` line");
     }
     Ok(text.into_bytes())
 }

@@ -237,6 +237,19 @@ impl Fixtures {
         Ok(())
     }
 
+    /// Whether any config string names `{upstream}`.
+    pub fn uses_upstream(&self) -> bool {
+        fn names(v: &Value) -> bool {
+            match v {
+                Value::String(s) => s.contains(UPSTREAM_PLACEHOLDER),
+                Value::Array(a) => a.iter().any(names),
+                Value::Object(o) => o.values().any(names),
+                _ => false,
+            }
+        }
+        self.config.values().any(names)
+    }
+
     /// The config with `{upstream}` replaced by `base` in string values.
     pub fn config_for(&self, base: &str) -> Value {
         Value::Object(
@@ -283,6 +296,8 @@ mod tests {
         assert!(serde_json::from_str::<Fixtures>(r#"{"exampels":[]}"#).is_err());
         let f: Fixtures =
             serde_json::from_str(r#"{"config":{"api_base":"{upstream}/api","n":1}}"#).unwrap();
+        assert!(f.uses_upstream());
+        assert!(!Fixtures::default().uses_upstream());
         assert_eq!(
             f.config_for("http://127.0.0.1:9"),
             serde_json::json!({"api_base": "http://127.0.0.1:9/api", "n": 1})

@@ -25,7 +25,6 @@ const MAX_BODY: usize = 4 << 20;
 struct Script {
     expected: VecDeque<Exchange>,
     problems: Vec<String>,
-    received: usize,
 }
 
 /// A running fake upstream.
@@ -73,9 +72,8 @@ impl FakeUpstream {
     }
 
     /// Every difference since [`Self::expect`]: unexpected or mismatched
-    /// requests, and expected requests that never came. Also the number of
-    /// requests received.
-    pub fn finish(&self) -> (Vec<String>, usize) {
+    /// requests, and expected requests that never came.
+    pub fn finish(&self) -> Vec<String> {
         let mut script = self.lock();
         let mut problems = std::mem::take(&mut script.problems);
         for missing in script.expected.drain(..) {
@@ -84,7 +82,7 @@ impl FakeUpstream {
                 missing.request.method, missing.request.path
             ));
         }
-        (problems, script.received)
+        problems
     }
 }
 
@@ -96,7 +94,6 @@ async fn answer(
     body: Bytes,
 ) -> Response {
     let mut script = script.lock().unwrap_or_else(|e| e.into_inner());
-    script.received += 1;
     let target = format!("{method} {}", uri.path());
     let Some(next) = script.expected.pop_front() else {
         script

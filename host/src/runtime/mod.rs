@@ -556,12 +556,7 @@ impl Runtime {
         policy: EgressPolicy,
         envelope: Envelope,
     ) -> Store<GuestState> {
-        let deadline = Instant::now() + envelope.timeout;
-        let caller = Caller {
-            connector: invocation.connector.clone(),
-            instance: invocation.instance.clone(),
-        };
-        let hooks = EgressHooks::new(self.broker.clone(), caller, policy, deadline);
+        let (hooks, deadline) = self.egress_hooks(&invocation, policy, envelope);
         let state = GuestState::new(invocation, hooks, envelope.memory_bytes, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -635,7 +630,7 @@ impl Runtime {
                 // left open in its resource table.
                 if reusable
                     && let Some(key) = key
-                    && store.data_mut().table_is_empty()
+                    && store.data().table_is_empty()
                 {
                     let warm = Warm::new(store, instance, uses + 1, born);
                     loaded.warm.put(
@@ -697,7 +692,7 @@ impl Runtime {
         }
         Some(WarmKey {
             instance: invocation.instance.clone()?,
-            config: invocation.config.to_string(),
+            config: invocation.config.clone(),
             memory_bytes: envelope.memory_bytes,
         })
     }
@@ -711,14 +706,25 @@ impl Runtime {
         policy: EgressPolicy,
         envelope: Envelope,
     ) {
+        let (hooks, deadline) = self.egress_hooks(&invocation, policy, envelope);
+        store.data_mut().renew(invocation, hooks, deadline);
+        store.set_epoch_deadline(1);
+    }
+
+    /// One call's egress hooks and deadline.
+    fn egress_hooks(
+        &self,
+        invocation: &Invocation,
+        policy: EgressPolicy,
+        envelope: Envelope,
+    ) -> (EgressHooks, Instant) {
         let deadline = Instant::now() + envelope.timeout;
         let caller = Caller {
             connector: invocation.connector.clone(),
             instance: invocation.instance.clone(),
         };
         let hooks = EgressHooks::new(self.broker.clone(), caller, policy, deadline);
-        store.data_mut().renew(invocation, hooks, deadline);
-        store.set_epoch_deadline(1);
+        (hooks, deadline)
     }
 
     /// Drops every idle warm instance; returns how many there were.

@@ -48,21 +48,6 @@ pub struct GuestState {
 }
 
 impl GuestState {
-    /// Readies a warm instance's state for its next call.
-    pub(super) fn renew(&mut self, invocation: Invocation, hooks: EgressHooks, deadline: Instant) {
-        self.invocation = invocation;
-        self.hooks = hooks;
-        self.deadline = deadline;
-        self.stderr.clear();
-    }
-
-    /// Whether the guest left nothing open (streams, bodies, requests).
-    pub(super) fn table_is_empty(&mut self) -> bool {
-        self.table.is_empty()
-    }
-}
-
-impl GuestState {
     /// A state granting nothing but what the arguments say.
     pub fn new(
         invocation: Invocation,
@@ -90,6 +75,19 @@ impl GuestState {
             invocation,
             deadline,
         }
+    }
+
+    /// Readies a warm instance's state for its next call.
+    pub(super) fn renew(&mut self, invocation: Invocation, hooks: EgressHooks, deadline: Instant) {
+        self.invocation = invocation;
+        self.hooks = hooks;
+        self.deadline = deadline;
+        self.stderr.clear();
+    }
+
+    /// Whether the guest left nothing open (streams, bodies, requests).
+    pub(super) fn table_is_empty(&self) -> bool {
+        self.table.is_empty()
     }
 }
 

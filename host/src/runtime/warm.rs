@@ -42,18 +42,28 @@ pub const MAX_USES: u32 = 10_000;
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 /// Idle time after which a warm instance is dropped.
 pub const MAX_IDLE: Duration = Duration::from_secs(30);
-/// Idle instances kept per key (concurrent calls of one instance).
+/// Idle instances kept per Plugboard instance (its concurrent calls).
 pub const PER_KEY: usize = 8;
 
-/// Who may reuse a warm instance.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Who may reuse a warm instance: the same Plugboard instance with the
+/// same config and memory cap. Idle instances are filed by instance id;
+/// config and cap are compared when one is taken (by pointer first, then
+/// by value), so a call never serializes or hashes its config.
+#[derive(Debug, Clone)]
 pub struct WarmKey {
     /// The Plugboard instance id.
     pub instance: Arc<str>,
-    /// Its config, as JSON text.
-    pub config: String,
+    /// Its config.
+    pub config: Arc<serde_json::Value>,
     /// Its memory cap.
     pub memory_bytes: u64,
+}
+
+impl WarmKey {
+    fn fits(&self, other: &WarmKey) -> bool {
+        self.memory_bytes == other.memory_bytes
+            && (Arc::ptr_eq(&self.config, &other.config) || self.config == other.config)
+    }
 }
 
 /// An idle guest instance and its store.
@@ -67,6 +77,8 @@ pub struct Warm {
     /// When it was instantiated.
     pub born: Instant,
     idle_since: Instant,
+    /// Set when it is filed: the config and cap it was used with.
+    key: Option<WarmKey>,
 }
 
 impl Warm {
@@ -78,6 +90,7 @@ impl Warm {
             uses,
             born,
             idle_since: Instant::now(),
+            key: None,
         }
     }
 }
@@ -90,7 +103,7 @@ pub struct WarmPool {
 
 #[derive(Default)]
 struct Idle {
-    by_key: HashMap<WarmKey, Vec<Warm>>,
+    by_key: HashMap<Arc<str>, Vec<Warm>>,
     /// Sweeping walks every idle instance: at most once a second.
     last_sweep: Option<Instant>,
 }
@@ -104,14 +117,19 @@ impl WarmPool {
     pub fn take(&self, key: &WarmKey, budget: &AtomicUsize) -> Option<Warm> {
         let mut guard = self.lock();
         let idle = &mut guard.by_key;
-        let list = idle.get_mut(key)?;
+        let list = idle.get_mut(&key.instance)?;
+        // Unfit ones (expired, or from before a config change) are dropped
+        // on the way.
         while let Some(warm) = list.pop() {
             budget.fetch_sub(1, Ordering::Relaxed);
-            if warm.idle_since.elapsed() < MAX_IDLE && warm.born.elapsed() < MAX_AGE {
+            if warm.idle_since.elapsed() < MAX_IDLE
+                && warm.born.elapsed() < MAX_AGE
+                && warm.key.as_ref().is_some_and(|k| k.fits(key))
+            {
                 return Some(warm);
             }
         }
-        idle.remove(key);
+        idle.remove(&key.instance);
         None
     }
 
@@ -129,12 +147,15 @@ impl WarmPool {
             idle.last_sweep = Some(Instant::now());
             sweep(&mut idle.by_key, budget);
         }
-        let list = idle.by_key.entry(key).or_default();
+        let list = idle.by_key.entry(key.instance.clone()).or_default();
         if list.len() >= PER_KEY || budget.load(Ordering::Relaxed) >= capacity {
             return;
         }
         budget.fetch_add(1, Ordering::Relaxed);
-        list.push(warm);
+        list.push(Warm {
+            key: Some(key),
+            ..warm
+        });
     }
 
     /// Drops every idle instance.
@@ -147,7 +168,7 @@ impl WarmPool {
 }
 
 /// Drops instances idle for longer than [`MAX_IDLE`].
-fn sweep(idle: &mut HashMap<WarmKey, Vec<Warm>>, budget: &AtomicUsize) {
+fn sweep(idle: &mut HashMap<Arc<str>, Vec<Warm>>, budget: &AtomicUsize) {
     let mut dropped = 0;
     idle.retain(|_, list| {
         let before = list.len();
