@@ -20,6 +20,7 @@ use super::openapi::error_responses;
 use super::openapi::schemas::{
     CallSuccess, Instance, InstanceHealth, InstanceList, InstanceStats, TestSuccess,
 };
+use super::context::CallContext;
 use super::{ApiError, ApiResult, AppState, AuditNote, now, read_json};
 use crate::egress::AuthPlan;
 use crate::egress::budget::BudgetKey;
@@ -101,7 +102,7 @@ fn instance_view(
 
 /// The hosts an instance may reach: the manifest's patterns, narrowed by
 /// the instance's own `allowedHosts` if set.
-fn allowlist_for(
+pub(super) fn allowlist_for(
     connector: &ConnectorRecord,
     config: &Value,
     limits: &InstanceLimits,
@@ -590,19 +591,11 @@ pub async fn test(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let outbound = wants_outbound(&query)?;
-    let instance = load_instance(&state, &id)?;
-    let connector = load_connector(&state, &instance)?;
+    let ctx = state.contexts.get(&state, &id)?;
     let started = Instant::now();
     let invocation_id = new_invocation_id();
     let summary = async {
-        let called = run(
-            &state,
-            &instance,
-            &connector,
-            &invocation_id,
-            Call::TestConnection,
-        )
-        .await?;
+        let called = run(&state, &ctx, &invocation_id, Call::TestConnection).await?;
         record_test_result(&state, &id, &called.result);
         finish(called, &invocation_id, outbound)
     }
@@ -610,7 +603,7 @@ pub async fn test(
     super::observe::record_call(
         &state,
         &id,
-        &connector,
+        &ctx.connector,
         super::observe::TEST_CONNECTION,
         started,
         &summary,
@@ -776,13 +769,11 @@ pub(crate) async fn invoke_method(
     idempotency_key: Option<&str>,
     outbound: bool,
 ) -> ApiResult<Invoked> {
-    let instance = load_instance(state, id)?;
-    let connector = load_connector(state, &instance)?;
+    let ctx = state.contexts.get(state, id)?;
     let started = Instant::now();
     let result = invoke_loaded(
         state,
-        &instance,
-        &connector,
+        &ctx,
         method,
         parameters,
         idempotency_key,
@@ -791,22 +782,21 @@ pub(crate) async fn invoke_method(
     .await;
     // A replayed result ran nothing: it is not a call.
     if !result.as_ref().is_ok_and(|r| r.replayed) {
-        super::observe::record_call(state, id, &connector, method, started, &result);
+        super::observe::record_call(state, id, &ctx.connector, method, started, &result);
     }
     result
 }
 
 async fn invoke_loaded(
     state: &AppState,
-    instance: &InstanceRecord,
-    connector: &ConnectorRecord,
+    ctx: &CallContext,
     method: &str,
     parameters: Value,
     idempotency_key: Option<&str>,
     outbound: bool,
 ) -> ApiResult<Invoked> {
-    let id = instance.id.as_str();
-    let schemas = method_schemas(state, connector, method)?;
+    let id = ctx.instance.id.as_str();
+    let schemas = method_schemas(state, &ctx.connector, method)?;
     if let Some((summary, details)) = schema_errors(&schemas.params, &parameters) {
         return Err(ApiError::bad_request(
             "INVALID_PARAMS",
@@ -847,8 +837,7 @@ async fn invoke_loaded(
     let invocation_id = new_invocation_id();
     let called = run(
         state,
-        instance,
-        connector,
+        ctx,
         &invocation_id,
         Call::Invoke {
             method: method.to_owned(),
@@ -958,11 +947,59 @@ fn new_invocation_id() -> String {
 
 pub(super) async fn run(
     state: &AppState,
-    instance: &InstanceRecord,
-    connector: &ConnectorRecord,
+    ctx: &CallContext,
     invocation_id: &str,
     call: Call,
 ) -> ApiResult<Called> {
+    let (instance, connector) = (&ctx.instance, &ctx.connector);
+    let policy = match &ctx.prepared {
+        Some(prepared) => EgressPolicy {
+            allowlist: prepared.allowlist.clone(),
+            instance_rate: instance.limits.rate_limit,
+            upstream_rate: connector.effective_rate_limit(),
+            credential: prepared.credential.clone(),
+            credentials: prepared.credentials.clone(),
+            audit: prepared
+                .auth
+                .as_ref()
+                .map(|plan| credential_audit(state, ctx, invocation_id, plan, &prepared.credential)),
+            auth: prepared.auth.clone(),
+            reauth: None,
+        },
+        None => egress_policy(state, ctx, invocation_id).await?,
+    };
+    let loaded = state.runtime.load(state.store.clone(), connector).await?;
+    let invocation = Invocation {
+        connector: ctx.connector_id.clone(),
+        instance: Some(ctx.instance_id.clone()),
+        config: ctx.config.clone(),
+        id: Arc::from(invocation_id),
+    };
+    let envelope = Envelope::for_instance(state.runtime.limits(), &instance.limits);
+    let called = state
+        .runtime
+        .call(&loaded, invocation, policy, envelope, call)
+        .await;
+    match &called.result {
+        Ok(_) => {
+            tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, "invocation succeeded")
+        }
+        Err(e) => {
+            tracing::info!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, error = %e, "invocation failed")
+        }
+    }
+    Ok(called)
+}
+
+/// The egress policy of a call whose context could not prepare one: OAuth
+/// instances (fresh tokens per call), and instances whose config or
+/// credentials fail, which this reports with the exact error.
+async fn egress_policy(
+    state: &AppState,
+    ctx: &CallContext,
+    invocation_id: &str,
+) -> ApiResult<EgressPolicy> {
+    let (instance, connector) = (&ctx.instance, &ctx.connector);
     let allowlist = allowlist_for(connector, &instance.config, &instance.limits).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1000,50 +1037,40 @@ pub(super) async fn run(
                 e.to_string(),
             )
         })?;
-    let credential = credential_identity(state, connector, &instance.id, &creds);
-    // Only requests the host adds credentials to are credential uses.
-    let audit = auth.as_ref().map(|plan| {
-        Arc::new(crate::audit::CredentialAudit::new(
-            state.audit.clone(),
-            crate::audit::current_actor(),
-            &instance.id,
-            &connector.id,
-            invocation_id,
-            credential.as_deref(),
-            plan.fields(),
-        ))
-    });
-    let policy = EgressPolicy {
+    let credential = credential_identity(state, connector, &instance.id, &creds).map(Arc::from);
+    let audit = auth
+        .as_ref()
+        .map(|plan| credential_audit(state, ctx, invocation_id, plan, &credential));
+    Ok(EgressPolicy {
         allowlist: Arc::new(allowlist),
         instance_rate: instance.limits.rate_limit,
         upstream_rate: connector.effective_rate_limit(),
-        credential: credential.map(Arc::from),
+        credential,
         credentials: Arc::new(creds),
         auth: auth.map(Arc::new),
         reauth: super::oauth::reauth_hook(state, &instance.id, connector, used_token),
         audit,
-    };
-    let loaded = state.runtime.load(state.store.clone(), connector).await?;
-    let invocation = Invocation {
-        connector: Arc::from(connector.id.as_str()),
-        instance: Some(Arc::from(instance.id.as_str())),
-        config: Arc::new(instance.config.clone()),
-        id: Arc::from(invocation_id),
-    };
-    let envelope = Envelope::for_instance(state.runtime.limits(), &instance.limits);
-    let called = state
-        .runtime
-        .call(&loaded, invocation, policy, envelope, call)
-        .await;
-    match &called.result {
-        Ok(_) => {
-            tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, "invocation succeeded")
-        }
-        Err(e) => {
-            tracing::info!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, error = %e, "invocation failed")
-        }
-    }
-    Ok(called)
+    })
+}
+
+/// The audit of the call's credential uses. Only requests the host adds
+/// credentials to are credential uses, so it exists only with a plan.
+fn credential_audit(
+    state: &AppState,
+    ctx: &CallContext,
+    invocation_id: &str,
+    plan: &AuthPlan,
+    credential: &Option<Arc<str>>,
+) -> Arc<crate::audit::CredentialAudit> {
+    Arc::new(crate::audit::CredentialAudit::new(
+        state.audit.clone(),
+        crate::audit::current_actor(),
+        &ctx.instance.id,
+        &ctx.connector.id,
+        invocation_id,
+        credential.as_deref(),
+        plan.fields(),
+    ))
 }
 
 /// Who the shared upstream budget is keyed by: instances with the same
@@ -1051,7 +1078,7 @@ pub(super) async fn run(
 /// the key revealing them); an OAuth instance is its own account (its
 /// tokens rotate, the account does not); instances without credentials
 /// share one budget per upstream (`None`).
-fn credential_identity(
+pub(super) fn credential_identity(
     state: &AppState,
     connector: &ConnectorRecord,
     instance: &str,

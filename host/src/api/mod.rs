@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod connectors;
+mod context;
 mod credentials;
 mod error;
 mod instances;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// Compiled params and result validators per (digest, method):
     /// compiling a JSON Schema costs far more than validating against it.
     validators: Arc<Mutex<ValidatorCache>>,
+    /// Per-instance call contexts (records and prepared egress pieces).
+    contexts: Arc<context::Contexts>,
 }
 
 /// Key: (component digest, method name).
@@ -85,6 +88,7 @@ impl AppState {
             token_seen: Arc::default(),
             settings: Arc::new(settings),
             validators: Arc::default(),
+            contexts: Arc::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! hears "accepted".
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -17,7 +18,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::instances::{load_connector, load_instance};
 use super::openapi::codes::CALL;
 use super::openapi::error_responses;
 use super::openapi::schemas::{EventPage, RawBytes, WebhookAck};
@@ -79,15 +79,19 @@ pub async fn ingress(
     body: Body,
 ) -> ApiResult<Response> {
     let body = read_body(body, MAX_WEBHOOK_BYTES).await?;
-    let instance = load_instance(&state, &id)?;
-    let connector = load_connector(&state, &instance)?;
-    let Some(webhook) = &connector.manifest.webhook else {
+    let ctx = state.contexts.get(&state, &id)?;
+    let Some(webhook) = &ctx.connector.manifest.webhook else {
         return Err(ApiError::not_found(format!(
             "webhook endpoint of instance {id}"
         )));
     };
-    let record = state.store.credentials(&id)?.unwrap_or_default();
-    let creds = credentials::open(&state.vault, &id, &record)?;
+    let creds = match &ctx.prepared {
+        Some(prepared) => prepared.credentials.clone(),
+        None => {
+            let record = state.store.credentials(&id)?.unwrap_or_default();
+            Arc::new(credentials::open(&state.vault, &id, &record)?)
+        }
+    };
     let secret = |field: &str| creds.get(field).map(|s| s.expose().to_owned());
     let now_unix = (unix_ms() / 1000) as i64;
     if let Err(e) = verify(&webhook.scheme, &headers, &body, &secret, now_unix) {
@@ -124,13 +128,7 @@ pub async fn ingress(
     let output = async {
         let called = crate::audit::acting(
             crate::audit::Actor::webhook(&id),
-            super::instances::run(
-                &state,
-                &instance,
-                &connector,
-                &invocation_id,
-                Call::Webhook(input),
-            ),
+            super::instances::run(&state, &ctx, &invocation_id, Call::Webhook(input)),
         )
         .await?;
         called
@@ -142,7 +140,7 @@ pub async fn ingress(
     super::observe::record_call(
         &state,
         &id,
-        &connector,
+        &ctx.connector,
         super::observe::HANDLE_WEBHOOK,
         started,
         &output,
@@ -162,7 +160,7 @@ pub async fn ingress(
         events.push(EventRecord {
             id: ordered_id("evt"),
             instance: id.clone(),
-            connector: connector.id.clone(),
+            connector: ctx.connector.id.clone(),
             kind: kind.clone(),
             source_id: source_id.clone(),
             payload,

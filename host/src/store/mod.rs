@@ -463,6 +463,12 @@ pub trait Store: Send + Sync + 'static {
     /// unique across restarts even if the clock stepped back).
     fn audit_seq(&self) -> StoreResult<Option<u64>>;
 
+    /// A counter that moves on every write to connectors (and their rate
+    /// limits), instances, credentials and tokens, in this process. What is
+    /// derived from those records may be kept in memory and tagged with the
+    /// generation it was read at; once the counter has moved it is stale.
+    fn generation(&self) -> u64;
+
     /// Flushes buffered writes to disk.
     fn flush(&self) -> StoreResult<()>;
 }

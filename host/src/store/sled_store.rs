@@ -8,6 +8,7 @@
 //! bytes of their [`AuditKey`], so a time range is a key range.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -68,6 +69,8 @@ pub struct SledStore {
     idempotency: sled::Tree,
     audit: sled::Tree,
     audit_meta: sled::Tree,
+    /// See [`Store::generation`].
+    generation: AtomicU64,
 }
 
 impl SledStore {
@@ -99,6 +102,7 @@ impl SledStore {
             idempotency: tree(IDEMPOTENCY)?,
             audit: tree(AUDIT)?,
             audit_meta: tree(AUDIT_META)?,
+            generation: AtomicU64::new(0),
             db,
         })
     }
@@ -106,6 +110,16 @@ impl SledStore {
     fn durable<T>(&self, value: T) -> StoreResult<T> {
         self.db.flush().map_err(backend)?;
         Ok(value)
+    }
+
+    /// [`Self::durable`] for a write that changes what a call reads
+    /// (connectors, instances, credentials, tokens). The generation moves
+    /// after the write is applied and before the flush, so a reader that
+    /// sees the new generation also sees the new data, and a failed flush
+    /// (the data is applied in memory all the same) still moves it.
+    fn changed<T>(&self, value: T) -> StoreResult<T> {
+        self.generation.fetch_add(1, Ordering::Release);
+        self.durable(value)
     }
 }
 
@@ -198,7 +212,7 @@ impl Store for SledStore {
                 },
             ),
         )?;
-        self.durable(created)
+        self.changed(created)
     }
 
     fn connector(&self, id: &str) -> StoreResult<Option<ConnectorRecord>> {
@@ -231,7 +245,7 @@ impl Store for SledStore {
                 },
             ),
         )?;
-        self.durable(())
+        self.changed(())
     }
 
     fn component_bytes(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -287,7 +301,7 @@ impl Store for SledStore {
                     Ok(())
                 }),
         )?;
-        self.durable(())
+        self.changed(())
     }
 
     fn credentials(&self, instance: &str) -> StoreResult<Option<CredentialsRecord>> {
@@ -311,7 +325,7 @@ impl Store for SledStore {
                 Ok(())
             }),
         )?;
-        self.durable(())
+        self.changed(())
     }
 
     fn record_delivery(&self, delivery: &DeliveryWrite<'_>) -> StoreResult<bool> {
@@ -503,7 +517,7 @@ impl Store for SledStore {
                 Ok(())
             }),
         )?;
-        self.durable(fields)
+        self.changed(fields)
     }
 
     fn update_instance(&self, record: &InstanceRecord) -> StoreResult<()> {
@@ -524,7 +538,7 @@ impl Store for SledStore {
             instances.insert(record.id.as_bytes(), value.as_slice())?;
             Ok(())
         }))?;
-        self.durable(())
+        self.changed(())
     }
 
     fn set_connector_rate_limit(
@@ -542,7 +556,7 @@ impl Store for SledStore {
             connectors.insert(id.as_bytes(), value.as_slice())?;
             Ok(record)
         }))?;
-        self.durable(record)
+        self.changed(record)
     }
 
     fn instance(&self, id: &str) -> StoreResult<Option<InstanceRecord>> {
@@ -571,12 +585,12 @@ impl Store for SledStore {
                 },
             ),
         )?;
-        self.durable(())
+        self.changed(())
     }
 
     fn put_token(&self, hash: &[u8; 32], record: &TokenRecord) -> StoreResult<()> {
         self.tokens.insert(hash, encode(record)?).map_err(backend)?;
-        self.durable(())
+        self.changed(())
     }
 
     fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
@@ -597,7 +611,7 @@ impl Store for SledStore {
             let record: TokenRecord = decode(TOKENS, &value)?;
             if record.id == id {
                 self.tokens.remove(hash).map_err(backend)?;
-                return self.durable(());
+                return self.changed(());
             }
         }
         Err(StoreError::NotFound(format!("token {id}")))
@@ -631,7 +645,7 @@ impl Store for SledStore {
             tokens.insert(hash, value.as_slice())?;
             Ok(())
         }))?;
-        self.durable(old)
+        self.changed(old)
     }
 
     fn touch_token(&self, hash: &[u8; 32], at: &str) -> StoreResult<()> {
@@ -743,6 +757,10 @@ impl Store for SledStore {
 
     fn has_tokens(&self) -> StoreResult<bool> {
         Ok(!self.tokens.is_empty())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn flush(&self) -> StoreResult<()> {

@@ -1,0 +1,162 @@
+//! Per-instance call contexts, kept in memory between calls.
+//!
+//! Every call of an instance needs its record, its connector's record (with
+//! the whole manifest), the allowlist resolved against the config and, for
+//! instances with static credentials, the opened credentials, the auth plan
+//! built from them and their fingerprint. Reading and decoding all that
+//! from the store on every call was about a fifth of the host's CPU under
+//! load (perf, `docs/benchmarks.md`), yet it changes only when an operator
+//! writes a connector, an instance, credentials or a rate limit. So a
+//! context is built once and reused until [`Store::generation`] moves.
+//!
+//! Only what succeeds is prepared: an instance whose config, credentials or
+//! auth plan fails (or that waits for credentials) keeps `prepared: None`,
+//! and each call takes the slow path that reports the exact error. OAuth
+//! instances are never prepared either: their access token is refreshed on
+//! time, not on writes, so each call still goes through `ensure_fresh`.
+//!
+//! The opened credentials stay in memory as long as the context. They were
+//! already opened on every call; the master key that opens them lives in
+//! the same process for its whole life, so keeping them adds no exposure
+//! beyond that.
+//!
+//! [`Store::generation`]: crate::store::Store::generation
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::{ApiResult, AppState, credentials};
+use crate::egress::{Allowlist, AuthPlan};
+use crate::manifest::AuthScheme;
+use crate::store::{ConnectorRecord, InstanceRecord};
+use crate::vault::Credentials;
+
+/// What every call of one instance starts from.
+pub(crate) struct CallContext {
+    /// The instance as stored.
+    pub instance: InstanceRecord,
+    /// Its connector as stored.
+    pub connector: ConnectorRecord,
+    /// The instance config, shared with every call (warm guest instances
+    /// compare it by pointer first).
+    pub config: Arc<Value>,
+    /// The instance id, shared with every call.
+    pub instance_id: Arc<str>,
+    /// The connector id, shared with every call.
+    pub connector_id: Arc<str>,
+    /// The egress pieces, when they could be built ahead of the call.
+    pub prepared: Option<Prepared>,
+}
+
+/// The egress pieces of an instance with static credentials (or none).
+pub(crate) struct Prepared {
+    /// Hosts the instance may reach.
+    pub allowlist: Arc<Allowlist>,
+    /// The opened credentials.
+    pub credentials: Arc<Credentials>,
+    /// What the host adds to requests towards the auth hosts.
+    pub auth: Option<Arc<AuthPlan>>,
+    /// The shared budget's credential key (see
+    /// [`super::instances::credential_identity`]).
+    pub credential: Option<Arc<str>>,
+}
+
+impl CallContext {
+    fn build(
+        state: &AppState,
+        instance: InstanceRecord,
+        connector: ConnectorRecord,
+    ) -> Self {
+        let prepared = prepare(state, &instance, &connector);
+        Self {
+            config: Arc::new(instance.config.clone()),
+            instance_id: Arc::from(instance.id.as_str()),
+            connector_id: Arc::from(connector.id.as_str()),
+            instance,
+            connector,
+            prepared,
+        }
+    }
+}
+
+/// The egress pieces, or `None` when the call must build them itself
+/// (OAuth, pending credentials, or any step failing: the call then reports
+/// the failure exactly as without a context).
+fn prepare(
+    state: &AppState,
+    instance: &InstanceRecord,
+    connector: &ConnectorRecord,
+) -> Option<Prepared> {
+    if matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_))
+        || instance.status == super::instances::PENDING
+    {
+        return None;
+    }
+    let allowlist =
+        super::instances::allowlist_for(connector, &instance.config, &instance.limits).ok()?;
+    let creds = match state.store.credentials(&instance.id).ok()? {
+        Some(record) => credentials::open(&state.vault, &instance.id, &record).ok()?,
+        None => Credentials::default(),
+    };
+    let auth = AuthPlan::build(&connector.manifest.auth, &instance.config, &creds).ok()?;
+    let credential =
+        super::instances::credential_identity(state, connector, &instance.id, &creds);
+    Some(Prepared {
+        allowlist: Arc::new(allowlist),
+        credentials: Arc::new(creds),
+        auth: auth.map(Arc::new),
+        credential: credential.map(Arc::from),
+    })
+}
+
+/// The contexts of the instances called since the store last changed.
+#[derive(Default)]
+pub(crate) struct Contexts {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The generation every entry was read at.
+    generation: u64,
+    by_instance: HashMap<String, Arc<CallContext>>,
+}
+
+impl Contexts {
+    /// The context of instance `id`: from memory if nothing was written
+    /// since it was read, else read from the store (404 `NOT_FOUND` for an
+    /// unknown instance).
+    pub fn get(&self, state: &AppState, id: &str) -> ApiResult<Arc<CallContext>> {
+        let generation = state.store.generation();
+        {
+            let mut inner = self.lock();
+            if inner.generation != generation {
+                // Everything is stale; dropping it all also forgets deleted
+                // instances, so the map holds live instances only.
+                inner.by_instance.clear();
+                inner.generation = generation;
+            } else if let Some(hit) = inner.by_instance.get(id) {
+                return Ok(hit.clone());
+            }
+        }
+        // Read outside the lock: a store read must not hold up other
+        // instances' calls. Two calls may both build; either result is
+        // right for this generation.
+        let instance = super::instances::load_instance(state, id)?;
+        let connector = super::instances::load_connector(state, &instance)?;
+        let context = Arc::new(CallContext::build(state, instance, connector));
+        let mut inner = self.lock();
+        // Kept only if nothing was written meanwhile: a write after the
+        // generation was read may not be in what was read.
+        if inner.generation == generation && state.store.generation() == generation {
+            inner.by_instance.insert(id.to_owned(), context.clone());
+        }
+        Ok(context)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
