@@ -10,6 +10,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -387,7 +388,7 @@ pub async fn require_token(
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
     let target = Target::of(&mut parts).await;
-    let mut request = Request::from_parts(parts, body);
+    let request = Request::from_parts(parts, body);
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -412,9 +413,13 @@ pub async fn require_token(
         );
     };
     let hash = token_hash(token);
-    // A sled point read is microseconds and mostly served from its cache, so
-    // it runs inline rather than on a blocking thread.
-    let Some(record) = state.store.token(&hash)? else {
+    // Kept in memory until a token (or other record) is written; the read
+    // on a miss is a sled point read, microseconds and mostly served from
+    // its cache, so it runs inline rather than on a blocking thread.
+    let known = state.tokens.get(&*state.store, &hash, || {
+        Ok::<_, crate::store::StoreError>(state.store.token(&hash)?.map(Arc::new))
+    })?;
+    let Some(record) = known else {
         let e = refuse(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
@@ -445,7 +450,6 @@ pub async fn require_token(
         return Err(audit::denied(&state, &target, actor, "outside the token's scope", e).await);
     }
     note_use(&state, &hash, &record);
-    request.extensions_mut().insert(record);
     let response = crate::audit::acting(actor.clone(), next.run(request)).await;
     if let Some(action) = target.action() {
         // Stored before the answer goes out, so an answered admin request

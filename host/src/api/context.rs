@@ -22,12 +22,12 @@
 //!
 //! [`Store::generation`]: crate::store::Store::generation
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ApiResult, AppState, credentials};
+use super::fresh::Fresh;
+use super::{ApiError, ApiResult, AppState, credentials};
 use crate::egress::{Allowlist, AuthPlan};
 use crate::manifest::AuthScheme;
 use crate::store::{ConnectorRecord, InstanceRecord};
@@ -64,11 +64,7 @@ pub(crate) struct Prepared {
 }
 
 impl CallContext {
-    fn build(
-        state: &AppState,
-        instance: InstanceRecord,
-        connector: ConnectorRecord,
-    ) -> Self {
+    fn build(state: &AppState, instance: InstanceRecord, connector: ConnectorRecord) -> Self {
         let prepared = prepare(state, &instance, &connector);
         Self {
             config: Arc::new(instance.config.clone()),
@@ -101,8 +97,7 @@ fn prepare(
         None => Credentials::default(),
     };
     let auth = AuthPlan::build(&connector.manifest.auth, &instance.config, &creds).ok()?;
-    let credential =
-        super::instances::credential_identity(state, connector, &instance.id, &creds);
+    let credential = super::instances::credential_identity(state, connector, &instance.id, &creds);
     Some(Prepared {
         allowlist: Arc::new(allowlist),
         credentials: Arc::new(creds),
@@ -114,14 +109,7 @@ fn prepare(
 /// The contexts of the instances called since the store last changed.
 #[derive(Default)]
 pub(crate) struct Contexts {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    /// The generation every entry was read at.
-    generation: u64,
-    by_instance: HashMap<String, Arc<CallContext>>,
+    by_instance: Fresh<String, Arc<CallContext>>,
 }
 
 impl Contexts {
@@ -129,34 +117,16 @@ impl Contexts {
     /// since it was read, else read from the store (404 `NOT_FOUND` for an
     /// unknown instance).
     pub fn get(&self, state: &AppState, id: &str) -> ApiResult<Arc<CallContext>> {
-        let generation = state.store.generation();
-        {
-            let mut inner = self.lock();
-            if inner.generation != generation {
-                // Everything is stale; dropping it all also forgets deleted
-                // instances, so the map holds live instances only.
-                inner.by_instance.clear();
-                inner.generation = generation;
-            } else if let Some(hit) = inner.by_instance.get(id) {
-                return Ok(hit.clone());
-            }
-        }
-        // Read outside the lock: a store read must not hold up other
-        // instances' calls. Two calls may both build; either result is
-        // right for this generation.
-        let instance = super::instances::load_instance(state, id)?;
-        let connector = super::instances::load_connector(state, &instance)?;
-        let context = Arc::new(CallContext::build(state, instance, connector));
-        let mut inner = self.lock();
-        // Kept only if nothing was written meanwhile: a write after the
-        // generation was read may not be in what was read.
-        if inner.generation == generation && state.store.generation() == generation {
-            inner.by_instance.insert(id.to_owned(), context.clone());
-        }
-        Ok(context)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.by_instance
+            .get(&*state.store, id, || {
+                let Some(instance) = state.store.instance(id)? else {
+                    return Ok::<_, ApiError>(None);
+                };
+                let connector = super::instances::load_connector(state, &instance)?;
+                Ok(Some(Arc::new(CallContext::build(
+                    state, instance, connector,
+                ))))
+            })?
+            .ok_or_else(|| ApiError::not_found(format!("instance {id}")))
     }
 }

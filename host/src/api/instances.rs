@@ -14,13 +14,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connectors::resolve;
+use super::context::CallContext;
 use super::credentials;
 use super::openapi::codes::CALL;
 use super::openapi::error_responses;
 use super::openapi::schemas::{
     CallSuccess, Instance, InstanceHealth, InstanceList, InstanceStats, TestSuccess,
 };
-use super::context::CallContext;
 use super::{ApiError, ApiResult, AppState, AuditNote, now, read_json};
 use crate::egress::AuthPlan;
 use crate::egress::budget::BudgetKey;
@@ -771,15 +771,7 @@ pub(crate) async fn invoke_method(
 ) -> ApiResult<Invoked> {
     let ctx = state.contexts.get(state, id)?;
     let started = Instant::now();
-    let result = invoke_loaded(
-        state,
-        &ctx,
-        method,
-        parameters,
-        idempotency_key,
-        outbound,
-    )
-    .await;
+    let result = invoke_loaded(state, &ctx, method, parameters, idempotency_key, outbound).await;
     // A replayed result ran nothing: it is not a call.
     if !result.as_ref().is_ok_and(|r| r.replayed) {
         super::observe::record_call(state, id, &ctx.connector, method, started, &result);
@@ -959,10 +951,9 @@ pub(super) async fn run(
             upstream_rate: connector.effective_rate_limit(),
             credential: prepared.credential.clone(),
             credentials: prepared.credentials.clone(),
-            audit: prepared
-                .auth
-                .as_ref()
-                .map(|plan| credential_audit(state, ctx, invocation_id, plan, &prepared.credential)),
+            audit: prepared.auth.as_ref().map(|plan| {
+                credential_audit(state, ctx, invocation_id, plan, &prepared.credential)
+            }),
             auth: prepared.auth.clone(),
             reauth: None,
         },

@@ -9,6 +9,7 @@ mod connectors;
 mod context;
 mod credentials;
 mod error;
+mod fresh;
 mod instances;
 mod oauth;
 mod observe;
@@ -39,9 +40,22 @@ use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::vault::Vault;
 
-/// Shared state of all handlers.
+/// Shared state of all handlers: one `Arc`, because axum clones the state
+/// for every handler and middleware a request passes (cloning and dropping
+/// a dozen `Arc`s each time showed up at ~3 % of the host's CPU under load).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     /// Persistent state.
     pub store: Arc<dyn Store>,
     /// Component runtime.
@@ -58,12 +72,15 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// When each token's `lastUsedAt` was last written (Unix ms), so it is
     /// written at most once a minute per token rather than per request.
-    token_seen: Arc<Mutex<HashMap<String, u64>>>,
+    token_seen: Mutex<HashMap<String, u64>>,
     /// Compiled params and result validators per (digest, method):
     /// compiling a JSON Schema costs far more than validating against it.
-    validators: Arc<Mutex<ValidatorCache>>,
+    validators: Mutex<ValidatorCache>,
     /// Per-instance call contexts (records and prepared egress pieces).
-    contexts: Arc<context::Contexts>,
+    contexts: context::Contexts,
+    /// Token records by hash, so a request does not read and decode its
+    /// token from the store.
+    tokens: fresh::Fresh<[u8; 32], Arc<crate::store::TokenRecord>>,
 }
 
 /// Key: (component digest, method name).
@@ -78,18 +95,19 @@ impl AppState {
         settings: Settings,
         audit: crate::audit::AuditLog,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             store,
             runtime,
             vault,
             oauth: Arc::default(),
             jobs: Arc::default(),
             audit,
-            token_seen: Arc::default(),
+            token_seen: Default::default(),
             settings: Arc::new(settings),
-            validators: Arc::default(),
-            contexts: Arc::default(),
-        }
+            validators: Default::default(),
+            contexts: Default::default(),
+            tokens: Default::default(),
+        }))
     }
 }
 
