@@ -80,3 +80,97 @@ impl<K: Eq + Hash, V: Clone> Fresh<K, V> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::store::{SledStore, TokenRecord};
+
+    fn temp_store() -> (SledStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("pb-fresh-{}", uuid::Uuid::new_v4()));
+        (SledStore::open(&dir).unwrap(), dir)
+    }
+
+    fn token(id: &str) -> TokenRecord {
+        TokenRecord {
+            id: id.into(),
+            name: None,
+            scope: "admin".into(),
+            instances: Vec::new(),
+            created_at: "2026-11-24T00:00:00Z".into(),
+            last_used_at: None,
+        }
+    }
+
+    /// A read that counts its calls and answers `value`.
+    fn counted(reads: &Cell<u32>, value: Option<u32>) -> impl FnOnce() -> Result<Option<u32>, ()> {
+        move || {
+            reads.set(reads.get() + 1);
+            Ok(value)
+        }
+    }
+
+    #[test]
+    fn a_value_is_kept_until_the_store_is_written() {
+        let (store, dir) = temp_store();
+        let fresh = Fresh::<String, u32>::default();
+        let reads = Cell::new(0);
+        assert_eq!(
+            fresh.get(&store, "a", counted(&reads, Some(1))),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            fresh.get(&store, "a", counted(&reads, Some(2))),
+            Ok(Some(1))
+        );
+        assert_eq!(reads.get(), 1, "the second get is served from memory");
+        store.put_token(&[7; 32], &token("t1")).unwrap();
+        assert_eq!(
+            fresh.get(&store, "a", counted(&reads, Some(2))),
+            Ok(Some(2))
+        );
+        assert_eq!(reads.get(), 2, "a write makes the kept value stale");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn absent_keys_and_errors_are_not_kept() {
+        let (store, dir) = temp_store();
+        let fresh = Fresh::<String, u32>::default();
+        let reads = Cell::new(0);
+        assert_eq!(fresh.get(&store, "a", counted(&reads, None)), Ok(None));
+        assert_eq!(fresh.get(&store, "a", counted(&reads, None)), Ok(None));
+        assert_eq!(reads.get(), 2);
+        assert_eq!(
+            fresh.get(&store, "b", || Err::<Option<u32>, _>("down")),
+            Err("down")
+        );
+        assert_eq!(
+            fresh.get(&store, "b", counted(&reads, Some(3))),
+            Ok(Some(3))
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_value_read_while_the_store_was_written_is_not_kept() {
+        let (store, dir) = temp_store();
+        let fresh = Fresh::<String, u32>::default();
+        let got = fresh.get(&store, "a", || {
+            // The write lands after the generation was read: what this
+            // read saw may predate it.
+            store.put_token(&[7; 32], &token("t1")).unwrap();
+            Ok::<_, ()>(Some(1))
+        });
+        assert_eq!(got, Ok(Some(1)), "the caller still gets what was read");
+        let reads = Cell::new(0);
+        assert_eq!(
+            fresh.get(&store, "a", counted(&reads, Some(2))),
+            Ok(Some(2))
+        );
+        assert_eq!(reads.get(), 1, "the next get reads again");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
