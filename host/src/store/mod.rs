@@ -5,10 +5,11 @@
 //! [`TokenRecord`], [`AuditRecord`]); component bytes and compiled
 //! artifacts are blobs keyed by the component's sha256. Audit records are
 //! keyed by time ([`AuditKey`]) and append-only. Writes that belong
-//! together are atomic: storing a connector writes its record, bytes and
-//! artifact in one transaction, and an instance cannot be created for a
-//! connector that is being deleted.
+//! together are atomic: a connector's record is stored only once its bytes
+//! and artifact are, and an instance cannot be created for a connector that
+//! is being deleted.
 
+mod files;
 mod sled_store;
 
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,13 @@
 //! connector can refuse atomically while instances still use it (sled
 //! transactions cannot scan). Audit records are keyed by the big-endian
 //! bytes of their [`AuditKey`], so a time range is a key range.
+//!
+//! Component bytes and compiled artifacts are files beside the database
+//! ([`super::files`]), not sled values: sled reads every large value in its
+//! log when it opens. A connector's files are written (durably) before its
+//! record, and removed after it, so a record never names missing files; a
+//! crash in between leaves files no record names, which the next open
+//! removes.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +22,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use super::files::{Files, Kind};
 use super::{
     AuditKey, AuditRecord, ConnectorRecord, CredentialsRecord, DeliveryWrite, EventRecord,
     IdempotentResult, InstanceRecord, JobRecord, OAuthState, RuleRecord, Store, StoreError,
@@ -48,6 +56,8 @@ const AUDIT_SEQ: &str = "seq";
 const SWEEP_BATCH: usize = 4096;
 /// Key of the master-key check value in the `vault` tree.
 const CHECK: &str = "check";
+/// The directory of component and artifact files, inside the store's.
+const FILES_DIR: &str = "components";
 
 /// sled-backed store.
 pub struct SledStore {
@@ -71,6 +81,12 @@ pub struct SledStore {
     audit_meta: sled::Tree,
     /// See [`Store::generation`].
     generation: AtomicU64,
+    /// Component bytes and artifacts.
+    files: Files,
+    /// Held across a connector's files and record, so an upload and a
+    /// delete of the same connector cannot interleave into a record
+    /// without its files.
+    connector_writes: std::sync::Mutex<()>,
 }
 
 impl SledStore {
@@ -103,8 +119,61 @@ impl SledStore {
             audit: tree(AUDIT)?,
             audit_meta: tree(AUDIT_META)?,
             generation: AtomicU64::new(0),
+            files: Files::open(&dir.join(FILES_DIR)).map_err(backend)?,
+            connector_writes: std::sync::Mutex::new(()),
             db,
         })
+        .and_then(|store| {
+            store.move_blobs_to_files()?;
+            store.sweep_files()?;
+            Ok(store)
+        })
+    }
+
+    /// Stores from before [`super::files`] kept bytes and artifacts in the
+    /// `component_bytes` and `artifacts` trees: move them out, once.
+    fn move_blobs_to_files(&self) -> StoreResult<()> {
+        let mut moved = 0;
+        for (tree, kind) in [
+            (&self.blobs, Kind::Component),
+            (&self.artifacts, Kind::Artifact),
+        ] {
+            for entry in tree.iter() {
+                let (key, value) = entry.map_err(backend)?;
+                let digest = String::from_utf8_lossy(&key).into_owned();
+                self.files.put(&digest, kind, &value).map_err(backend)?;
+                tree.remove(key).map_err(backend)?;
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            self.db.flush().map_err(backend)?;
+            tracing::info!(
+                moved,
+                "moved component bytes and artifacts out of the database into files"
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes files no connector record names (see the module docs).
+    fn sweep_files(&self) -> StoreResult<()> {
+        let digests: std::collections::HashSet<String> =
+            all::<ConnectorRecord>(&self.connectors, CONNECTORS)?
+                .into_iter()
+                .map(|c| c.digest)
+                .collect();
+        let removed = self
+            .files
+            .sweep(|digest| digests.contains(digest))
+            .map_err(backend)?;
+        if removed > 0 {
+            tracing::warn!(
+                removed,
+                "removed component files no connector refers to (left by an interrupted upload or delete)"
+            );
+        }
+        Ok(())
     }
 
     fn durable<T>(&self, value: T) -> StoreResult<T> {
@@ -191,27 +260,41 @@ impl Store for SledStore {
         artifact: &[u8],
     ) -> StoreResult<bool> {
         let value = encode(record)?;
-        let created = finish(
-            (&self.connectors, &self.blobs, &self.artifacts).transaction(
-                |(connectors, blobs, artifacts)| {
-                    if let Some(existing) = connectors.get(&record.id)? {
-                        let existing: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
-                        if existing.digest == record.digest {
-                            return Ok(false);
-                        }
-                        return abort(StoreError::Conflict(format!(
-                            "connector {} already exists with different bytes (sha256 {}); \
-                         bump the version to upload a change",
-                            record.id, existing.digest
-                        )));
-                    }
-                    connectors.insert(record.id.as_bytes(), value.as_slice())?;
-                    blobs.insert(record.digest.as_bytes(), bytes)?;
-                    artifacts.insert(record.digest.as_bytes(), artifact)?;
-                    Ok(true)
-                },
-            ),
-        )?;
+        let _serial = self
+            .connector_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // The files first, so the record never names missing ones.
+        let digest = record.digest.as_str();
+        self.files
+            .put(digest, Kind::Component, bytes)
+            .and_then(|()| self.files.put(digest, Kind::Artifact, artifact))
+            .map_err(backend)?;
+        let created = self.connectors.transaction(|connectors| {
+            if let Some(existing) = connectors.get(&record.id)? {
+                let existing: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
+                if existing.digest == record.digest {
+                    return Ok(false);
+                }
+                return abort(StoreError::Conflict(format!(
+                    "connector {} already exists with different bytes (sha256 {}); \
+                     bump the version to upload a change",
+                    record.id, existing.digest
+                )));
+            }
+            connectors.insert(record.id.as_bytes(), value.as_slice())?;
+            Ok(true)
+        });
+        let created = match finish(created) {
+            Ok(created) => created,
+            Err(e) => {
+                // No record names these bytes (a name@version has one
+                // digest): they go, or the next open sweeps them.
+                let _ = self.files.remove(digest, Kind::Component);
+                let _ = self.files.remove(digest, Kind::Artifact);
+                return Err(e);
+            }
+        };
         self.changed(created)
     }
 
@@ -224,45 +307,50 @@ impl Store for SledStore {
     }
 
     fn delete_connector(&self, id: &str) -> StoreResult<()> {
-        finish(
-            (&self.connectors, &self.blobs, &self.artifacts, &self.refs).transaction(
-                |(connectors, blobs, artifacts, refs)| {
-                    let Some(existing) = connectors.get(id)? else {
-                        return abort(StoreError::NotFound(format!("connector {id}")));
-                    };
-                    let in_use = read_count(refs, id)?;
-                    if in_use > 0 {
-                        return abort(StoreError::Conflict(format!(
-                            "connector {id} is used by {in_use} instance(s); delete them first"
-                        )));
-                    }
-                    let record: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
-                    connectors.remove(id)?;
-                    blobs.remove(record.digest.as_bytes())?;
-                    artifacts.remove(record.digest.as_bytes())?;
-                    refs.remove(id)?;
-                    Ok(())
-                },
-            ),
+        let _serial = self
+            .connector_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let record = finish(
+            (&self.connectors, &self.refs).transaction(|(connectors, refs)| {
+                let Some(existing) = connectors.get(id)? else {
+                    return abort(StoreError::NotFound(format!("connector {id}")));
+                };
+                let in_use = read_count(refs, id)?;
+                if in_use > 0 {
+                    return abort(StoreError::Conflict(format!(
+                        "connector {id} is used by {in_use} instance(s); delete them first"
+                    )));
+                }
+                let record: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
+                connectors.remove(id)?;
+                refs.remove(id)?;
+                Ok(record)
+            }),
         )?;
-        self.changed(())
+        let deleted = self.changed(());
+        // After the record: a crash in between leaves files the next open
+        // sweeps, never a record without its files.
+        for kind in [Kind::Component, Kind::Artifact] {
+            if let Err(e) = self.files.remove(&record.digest, kind) {
+                tracing::warn!(connector = %id, error = %e, "could not remove a deleted connector's file; the next start removes it");
+            }
+        }
+        deleted
     }
 
     fn component_bytes(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.blobs.get(digest).map_err(backend)?.map(|v| v.to_vec()))
+        self.files.get(digest, Kind::Component).map_err(backend)
     }
 
     fn artifact(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self
-            .artifacts
-            .get(digest)
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        self.files.get(digest, Kind::Artifact).map_err(backend)
     }
 
     fn put_artifact(&self, digest: &str, artifact: &[u8]) -> StoreResult<()> {
-        self.artifacts.insert(digest, artifact).map_err(backend)?;
-        self.durable(())
+        self.files
+            .put(digest, Kind::Artifact, artifact)
+            .map_err(backend)
     }
 
     fn create_instance(
@@ -774,13 +862,19 @@ mod tests {
     use crate::manifest::Manifest;
     use crate::store::JobState;
 
-    fn connector(id: &str, digest: &str) -> ConnectorRecord {
+    /// A sha256 digest named by `label` (files are named by digests).
+    fn digest(label: &str) -> String {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(label.as_bytes()))
+    }
+
+    fn connector(id: &str, label: &str) -> ConnectorRecord {
         let (name, version) = id.split_once('@').unwrap();
         ConnectorRecord {
             id: id.into(),
             name: name.into(),
             version: version.into(),
-            digest: digest.into(),
+            digest: digest(label),
             size: 3,
             manifest: Manifest::minimal(name, version),
             created_at: "2026-01-01T00:00:00Z".into(),
@@ -827,8 +921,11 @@ mod tests {
             .put_connector(&connector("a@1.0.0", "d2"), b"xyz", b"art")
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        assert_eq!(store.component_bytes("d1").unwrap().unwrap(), b"abc");
-        assert!(store.component_bytes("d2").unwrap().is_none());
+        assert_eq!(
+            store.component_bytes(&digest("d1")).unwrap().unwrap(),
+            b"abc"
+        );
+        assert!(store.component_bytes(&digest("d2")).unwrap().is_none());
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
@@ -902,8 +999,8 @@ mod tests {
         store.delete_instance("i1").unwrap();
         store.delete_connector("a@1.0.0").unwrap();
         assert!(store.connector("a@1.0.0").unwrap().is_none());
-        assert!(store.component_bytes("d1").unwrap().is_none());
-        assert!(store.artifact("d1").unwrap().is_none());
+        assert!(store.component_bytes(&digest("d1")).unwrap().is_none());
+        assert!(store.artifact(&digest("d1")).unwrap().is_none());
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
@@ -977,6 +1074,38 @@ mod tests {
         assert_eq!(keys, [(20, 7), (10, 0), (5, 3)]);
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn reopening_moves_old_blobs_to_files_and_removes_orphans() {
+        let dir = std::env::temp_dir().join(format!("pb-store-files-{}", uuid::Uuid::new_v4()));
+        {
+            let store = SledStore::open(&dir).unwrap();
+            store
+                .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
+                .unwrap();
+            // As a store from before component files kept them.
+            store.files.remove(&digest("d1"), Kind::Component).unwrap();
+            store.files.remove(&digest("d1"), Kind::Artifact).unwrap();
+            store.blobs.insert(digest("d1"), &b"abc"[..]).unwrap();
+            store.artifacts.insert(digest("d1"), &b"art"[..]).unwrap();
+            // Left by an upload that crashed before its record.
+            store
+                .files
+                .put(&digest("d9"), Kind::Component, b"orphan")
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&dir).unwrap();
+        assert_eq!(
+            store.component_bytes(&digest("d1")).unwrap().unwrap(),
+            b"abc"
+        );
+        assert_eq!(store.artifact(&digest("d1")).unwrap().unwrap(), b"art");
+        assert!(store.blobs.is_empty() && store.artifacts.is_empty());
+        assert!(store.component_bytes(&digest("d9")).unwrap().is_none());
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
