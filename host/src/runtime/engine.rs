@@ -51,9 +51,21 @@ pub fn build(limits: &Limits) -> Result<Engine> {
     // One linear memory may be as big as the whole per-instance cap; the
     // store's limiter enforces the cap on the *sum* of memories.
     pool.max_memory_size(usize::try_from(limits.max_memory_bytes)?);
-    // Keep the first pages of memories and tables resident between uses:
-    // this halves instantiation cost (madvise/page faults dominate otherwise).
-    pool.linear_memory_keep_resident(4 << 20);
+    // Keeping the first pages of linear memories resident between uses
+    // halves the cost of a fresh instance per call (madvise and page faults
+    // dominate otherwise): `scripts/bench-load`'s `plugboard-cold`, 11.0-11.5k
+    // req/s with 4 MiB kept vs 6.7-7.9k with none. But every slot then has
+    // its whole first 4 MiB made resident on first use, ~1.1 MiB for a Rust
+    // guest: 2,000 concurrent calls on a slow upstream peaked at 2,479 MiB
+    // RSS and took 4.6 s, against 493 MiB and 2.1 s with none
+    // (`scripts/bench-scale`). With warm instances (the default) a call
+    // rarely instantiates, so slots are seldom reused and only the memory
+    // cost remains: keep nothing. Without them, keep 4 MiB.
+    pool.linear_memory_keep_resident(if limits.warm_instances == 0 {
+        4 << 20
+    } else {
+        0
+    });
     pool.table_keep_resident(64 << 10);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(Engine::new(&config)?)
