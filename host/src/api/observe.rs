@@ -155,7 +155,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     crate::metrics::http_request(
         &route,
         method.as_str(),
-        response.status().as_u16(),
+        response.status(),
         started.elapsed(),
     );
     response
