@@ -156,13 +156,21 @@ impl SledStore {
         Ok(())
     }
 
-    /// Removes files no connector record names (see the module docs).
+    /// Removes files no connector record names (see the module docs). If a
+    /// record cannot be read, nothing is removed: the store still opens
+    /// (the bad record is reported where it is used), and no file is taken
+    /// from a record that might name it.
     fn sweep_files(&self) -> StoreResult<()> {
-        let digests: std::collections::HashSet<String> =
-            all::<ConnectorRecord>(&self.connectors, CONNECTORS)?
-                .into_iter()
-                .map(|c| c.digest)
-                .collect();
+        let digests: std::collections::HashSet<String> = match all::<ConnectorRecord>(
+            &self.connectors,
+            CONNECTORS,
+        ) {
+            Ok(records) => records.into_iter().map(|c| c.digest).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "not sweeping component files: a connector record does not read");
+                return Ok(());
+            }
+        };
         let removed = self
             .files
             .sweep(|digest| digests.contains(digest))
@@ -1104,6 +1112,30 @@ mod tests {
         assert_eq!(store.artifact(&digest("d1")).unwrap().unwrap(), b"art");
         assert!(store.blobs.is_empty() && store.artifacts.is_empty());
         assert!(store.component_bytes(&digest("d9")).unwrap().is_none());
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn an_unreadable_connector_record_neither_stops_the_open_nor_loses_files() {
+        let dir = std::env::temp_dir().join(format!("pb-store-bad-{}", uuid::Uuid::new_v4()));
+        {
+            let store = SledStore::open(&dir).unwrap();
+            store
+                .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
+                .unwrap();
+            store
+                .connectors
+                .insert("b@1.0.0", &b"{not json"[..])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(&dir).unwrap();
+        assert_eq!(
+            store.component_bytes(&digest("d1")).unwrap().unwrap(),
+            b"abc"
+        );
+        assert!(store.connector("b@1.0.0").is_err());
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
