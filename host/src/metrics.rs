@@ -11,7 +11,7 @@
 //! circuits is read when the page is rendered.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram, counter, gauge, histogram};
@@ -115,7 +115,7 @@ fn describe() {
 
 /// One finished call.
 pub fn invocation(connector: &str, method: &str, code: &'static str, duration: Duration) {
-    static HANDLES: Handles<(Counter, Histogram)> = Handles::new();
+    static HANDLES: LazyLock<Handles<(Counter, Histogram)>> = LazyLock::new(Handles::default);
     let (calls, durations) = HANDLES.get(&[connector, method, code], || {
         (
             counter!("plugboard_invocations_total",
@@ -153,7 +153,7 @@ pub fn outbound(records: &[OutboundRecord]) {
 
 /// Where a component came from for one call.
 pub fn component_load(source: &'static str) {
-    static HANDLES: Handles<Counter> = Handles::new();
+    static HANDLES: LazyLock<Handles<Counter>> = LazyLock::new(Handles::default);
     HANDLES
         .get(
             &[source],
@@ -169,7 +169,7 @@ pub fn instantiation(started: Instant) {
 
 /// One API request.
 pub fn http_request(route: &str, method: &str, status: http::StatusCode, duration: Duration) {
-    static HANDLES: Handles<(Counter, Histogram)> = Handles::new();
+    static HANDLES: LazyLock<Handles<(Counter, Histogram)>> = LazyLock::new(Handles::default);
     let (requests, durations) = HANDLES.get(&[route, method, status.as_str()], || {
         (
             counter!("plugboard_http_requests_total",
@@ -190,28 +190,28 @@ pub fn http_request(route: &str, method: &str, status: http::StatusCode, duratio
 /// this never grows past the label sets actually seen.
 struct Handles<V> {
     /// By a hash of the labels; each bucket compares the labels themselves.
-    by_hash: Mutex<Option<HashMap<u64, Bucket<V>>>>,
+    by_hash: Mutex<HashMap<u64, Bucket<V>>>,
+}
+
+// By hand: a derive would ask for `V: Default`, which handles are not.
+impl<V> Default for Handles<V> {
+    fn default() -> Self {
+        Self {
+            by_hash: Mutex::default(),
+        }
+    }
 }
 
 /// The label sets (and their handles) that share a hash.
 type Bucket<V> = Vec<(Box<[Box<str>]>, V)>;
 
 impl<V: Clone> Handles<V> {
-    const fn new() -> Self {
-        Self {
-            by_hash: Mutex::new(None),
-        }
-    }
-
     fn get(&self, labels: &[&str], make: impl FnOnce() -> V) -> V {
         use std::hash::{Hash as _, Hasher as _};
         let mut hasher = std::hash::DefaultHasher::new();
         labels.hash(&mut hasher);
         let mut map = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = map
-            .get_or_insert_with(HashMap::new)
-            .entry(hasher.finish())
-            .or_default();
+        let bucket = map.entry(hasher.finish()).or_default();
         let same = |seen: &[Box<str>]| seen.iter().map(|s| &**s).eq(labels.iter().copied());
         if let Some((_, handles)) = bucket.iter().find(|(seen, _)| same(seen)) {
             return handles.clone();

@@ -24,13 +24,14 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::fresh::Fresh;
 use super::{ApiError, ApiResult, AppState, credentials};
 use crate::egress::{Allowlist, AuthPlan};
 use crate::manifest::AuthScheme;
-use crate::store::{ConnectorRecord, InstanceRecord};
+use crate::store::{ConnectorRecord, CredentialsRecord, InstanceRecord};
 use crate::vault::Credentials;
 
 /// What every call of one instance starts from.
@@ -50,7 +51,8 @@ pub(crate) struct CallContext {
     pub prepared: Option<Prepared>,
 }
 
-/// The egress pieces of an instance with static credentials (or none).
+/// What a call's egress policy is made of, apart from per-call parts.
+#[derive(Clone)]
 pub(crate) struct Prepared {
     /// Hosts the instance may reach.
     pub allowlist: Arc<Allowlist>,
@@ -61,6 +63,40 @@ pub(crate) struct Prepared {
     /// The shared budget's credential key (see
     /// [`super::instances::credential_identity`]).
     pub credential: Option<Arc<str>>,
+}
+
+impl Prepared {
+    /// From the instance's credentials `record` (none: no credentials);
+    /// fails if they do not open or the auth plan cannot be built from
+    /// them (422 `CONFIG_ERROR`).
+    pub fn build(
+        state: &AppState,
+        instance: &InstanceRecord,
+        connector: &ConnectorRecord,
+        allowlist: Allowlist,
+        record: Option<&CredentialsRecord>,
+    ) -> ApiResult<Self> {
+        let creds = match record {
+            Some(record) => credentials::open(&state.vault, &instance.id, record)?,
+            None => Credentials::default(),
+        };
+        let auth =
+            AuthPlan::build(&connector.manifest.auth, &instance.config, &creds).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "CONFIG_ERROR",
+                    e.to_string(),
+                )
+            })?;
+        let credential =
+            super::instances::credential_identity(state, connector, &instance.id, &creds);
+        Ok(Self {
+            allowlist: Arc::new(allowlist),
+            credentials: Arc::new(creds),
+            auth: auth.map(Arc::new),
+            credential: credential.map(Arc::from),
+        })
+    }
 }
 
 impl CallContext {
@@ -78,32 +114,19 @@ impl CallContext {
 }
 
 /// The egress pieces, or `None` when the call must build them itself
-/// (OAuth, pending credentials, or any step failing: the call then reports
-/// the failure exactly as without a context).
+/// (OAuth, or any step failing: the call then reports the failure exactly
+/// as without a context).
 fn prepare(
     state: &AppState,
     instance: &InstanceRecord,
     connector: &ConnectorRecord,
 ) -> Option<Prepared> {
-    if matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_))
-        || instance.status == super::instances::PENDING
-    {
+    if matches!(connector.manifest.auth.scheme, AuthScheme::Oauth2(_)) {
         return None;
     }
-    let allowlist =
-        super::instances::allowlist_for(connector, &instance.config, &instance.limits).ok()?;
-    let creds = match state.store.credentials(&instance.id).ok()? {
-        Some(record) => credentials::open(&state.vault, &instance.id, &record).ok()?,
-        None => Credentials::default(),
-    };
-    let auth = AuthPlan::build(&connector.manifest.auth, &instance.config, &creds).ok()?;
-    let credential = super::instances::credential_identity(state, connector, &instance.id, &creds);
-    Some(Prepared {
-        allowlist: Arc::new(allowlist),
-        credentials: Arc::new(creds),
-        auth: auth.map(Arc::new),
-        credential: credential.map(Arc::from),
-    })
+    let allowlist = super::instances::callable(instance, connector).ok()?;
+    let record = state.store.credentials(&instance.id).ok()?;
+    Prepared::build(state, instance, connector, allowlist, record.as_ref()).ok()
 }
 
 /// The contexts of the instances called since the store last changed.

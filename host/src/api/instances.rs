@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connectors::resolve;
-use super::context::CallContext;
+use super::context::{CallContext, Prepared};
 use super::credentials;
 use super::openapi::codes::CALL;
 use super::openapi::error_responses;
@@ -22,7 +22,6 @@ use super::openapi::schemas::{
     CallSuccess, Instance, InstanceHealth, InstanceList, InstanceStats, TestSuccess,
 };
 use super::{ApiError, ApiResult, AppState, AuditNote, now, read_json};
-use crate::egress::AuthPlan;
 use crate::egress::budget::BudgetKey;
 use crate::egress::{Allowlist, EgressPolicy, PatternError, millis};
 use crate::manifest::AuthScheme;
@@ -962,20 +961,31 @@ pub(super) async fn run(
     call: Call,
 ) -> ApiResult<Called> {
     let (instance, connector) = (&ctx.instance, &ctx.connector);
-    let policy = match &ctx.prepared {
-        Some(prepared) => EgressPolicy {
-            allowlist: prepared.allowlist.clone(),
-            instance_rate: instance.limits.rate_limit,
-            upstream_rate: connector.effective_rate_limit(),
-            credential: prepared.credential.clone(),
-            credentials: prepared.credentials.clone(),
-            audit: prepared.auth.as_ref().map(|plan| {
-                credential_audit(state, ctx, invocation_id, plan, &prepared.credential)
-            }),
-            auth: prepared.auth.clone(),
-            reauth: None,
-        },
-        None => egress_policy(state, ctx, invocation_id).await?,
+    let (egress, reauth) = match &ctx.prepared {
+        Some(prepared) => (prepared.clone(), None),
+        None => unprepared(state, ctx).await?,
+    };
+    // Only requests the host adds credentials to are credential uses.
+    let audit = egress.auth.as_ref().map(|plan| {
+        Arc::new(crate::audit::CredentialAudit::new(
+            state.audit.clone(),
+            crate::audit::current_actor(),
+            &instance.id,
+            &connector.id,
+            invocation_id,
+            egress.credential.as_deref(),
+            plan.fields(),
+        ))
+    });
+    let policy = EgressPolicy {
+        allowlist: egress.allowlist,
+        instance_rate: instance.limits.rate_limit,
+        upstream_rate: connector.effective_rate_limit(),
+        credential: egress.credential,
+        credentials: egress.credentials,
+        auth: egress.auth,
+        reauth,
+        audit,
     };
     let loaded = state.runtime.load(state.store.clone(), connector).await?;
     let invocation = Invocation {
@@ -1000,15 +1010,36 @@ pub(super) async fn run(
     Ok(called)
 }
 
-/// The egress policy of a call whose context could not prepare one: OAuth
-/// instances (fresh tokens per call), and instances whose config or
-/// credentials fail, which this reports with the exact error.
-async fn egress_policy(
+/// The egress pieces of a call whose context has none prepared: OAuth
+/// instances (a fresh token per call, and a hook that renews it after a
+/// 401), and instances whose config or credentials fail, which this
+/// reports with the exact error.
+async fn unprepared(
     state: &AppState,
     ctx: &CallContext,
-    invocation_id: &str,
-) -> ApiResult<EgressPolicy> {
+) -> ApiResult<(Prepared, Option<crate::egress::Reauth>)> {
     let (instance, connector) = (&ctx.instance, &ctx.connector);
+    let allowlist = callable(instance, connector)?;
+    let record = match &connector.manifest.auth.scheme {
+        AuthScheme::Oauth2(o) => Some(super::oauth::ensure_fresh(state, instance, o, None).await?),
+        _ => state.store.credentials(&instance.id)?,
+    };
+    let used_token = record
+        .as_ref()
+        .and_then(|r| r.fields.get(crate::oauth::ACCESS_TOKEN))
+        .map(|f| f.sealed.clone());
+    let egress = Prepared::build(state, instance, connector, allowlist, record.as_ref())?;
+    let reauth = super::oauth::reauth_hook(state, &instance.id, connector, used_token);
+    Ok((egress, reauth))
+}
+
+/// Whether the instance can be called at all: the hosts it may reach
+/// resolve against its config (422 `CONFIG_ERROR`), and it is not waiting
+/// for credentials (409 `CREDENTIALS_REQUIRED`). Returns the hosts.
+pub(super) fn callable(
+    instance: &InstanceRecord,
+    connector: &ConnectorRecord,
+) -> ApiResult<Allowlist> {
     let allowlist = allowlist_for(connector, &instance.config, &instance.limits).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1026,60 +1057,7 @@ async fn egress_policy(
             ),
         ));
     }
-    let record = match &connector.manifest.auth.scheme {
-        AuthScheme::Oauth2(o) => Some(super::oauth::ensure_fresh(state, instance, o, None).await?),
-        _ => state.store.credentials(&instance.id)?,
-    };
-    let creds = match &record {
-        Some(record) => credentials::open(&state.vault, &instance.id, record)?,
-        None => Default::default(),
-    };
-    let used_token = record
-        .as_ref()
-        .and_then(|r| r.fields.get(crate::oauth::ACCESS_TOKEN))
-        .map(|f| f.sealed.clone());
-    let auth =
-        AuthPlan::build(&connector.manifest.auth, &instance.config, &creds).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "CONFIG_ERROR",
-                e.to_string(),
-            )
-        })?;
-    let credential = credential_identity(state, connector, &instance.id, &creds).map(Arc::from);
-    let audit = auth
-        .as_ref()
-        .map(|plan| credential_audit(state, ctx, invocation_id, plan, &credential));
-    Ok(EgressPolicy {
-        allowlist: Arc::new(allowlist),
-        instance_rate: instance.limits.rate_limit,
-        upstream_rate: connector.effective_rate_limit(),
-        credential,
-        credentials: Arc::new(creds),
-        auth: auth.map(Arc::new),
-        reauth: super::oauth::reauth_hook(state, &instance.id, connector, used_token),
-        audit,
-    })
-}
-
-/// The audit of the call's credential uses. Only requests the host adds
-/// credentials to are credential uses, so it exists only with a plan.
-fn credential_audit(
-    state: &AppState,
-    ctx: &CallContext,
-    invocation_id: &str,
-    plan: &AuthPlan,
-    credential: &Option<Arc<str>>,
-) -> Arc<crate::audit::CredentialAudit> {
-    Arc::new(crate::audit::CredentialAudit::new(
-        state.audit.clone(),
-        crate::audit::current_actor(),
-        &ctx.instance.id,
-        &ctx.connector.id,
-        invocation_id,
-        credential.as_deref(),
-        plan.fields(),
-    ))
+    Ok(allowlist)
 }
 
 /// Who the shared upstream budget is keyed by: instances with the same

@@ -54,10 +54,11 @@ pub fn build(limits: &Limits) -> Result<Engine> {
     // Keeping the first pages of linear memories resident between uses
     // halves the cost of a fresh instance per call (madvise and page faults
     // dominate otherwise): `scripts/bench-load`'s `plugboard-cold`, 11.0-11.5k
-    // req/s with 4 MiB kept vs 6.7-7.9k with none. But every slot then has
-    // its whole first 4 MiB made resident on first use, ~1.1 MiB for a Rust
-    // guest: 2,000 concurrent calls on a slow upstream peaked at 2,479 MiB
-    // RSS and took 4.6 s, against 493 MiB and 2.1 s with none
+    // req/s with 4 MiB kept vs 6.7-7.9k with none. But with it, a Rust
+    // guest's whole ~1.1 MiB memory was resident in every slot in use
+    // (pmap during a burst: 2,000 fully resident 1 MiB regions in the
+    // memory slots): 2,000 concurrent calls on a slow upstream peaked at
+    // 2,479 MiB RSS and took 4.6 s, against 493 MiB and 2.1 s with none
     // (`scripts/bench-scale`). With warm instances (the default) a call
     // rarely instantiates, so slots are seldom reused and only the memory
     // cost remains: keep nothing. Without them, keep 4 MiB.

@@ -2,19 +2,18 @@
 //! component's sha256, beside the sled database.
 //!
 //! They used to be values in sled. sled keeps large values in blob files
-//! but reads every blob its log mentions when it recovers at open, so a
-//! store of 20 connectors (one JavaScript and one Python component: ~350 MB
-//! of bytes and artifacts) spent ~70 % of the host's start-up reading and
-//! checksumming them (perf), before anything listened. Here nothing is read
-//! until a connector is first called.
+//! but reads them back while it recovers its log at open: with a store of
+//! 20 connectors (one JavaScript and one Python component, ~350 MB of
+//! bytes and artifacts), sled's blob reads and their checksums were ~70 %
+//! of the host's start-up samples (perf), before anything listened. Here
+//! nothing is read until a connector is first called.
 //!
-//! Writes are atomic (a temporary file, fsync, rename, fsync of the
-//! directory), so a crash leaves the old file or the new one, never half of
-//! one. Contents are checked where they are used: component bytes against
+//! Writes are atomic (an owner-only temporary file, fsync, rename, fsync of
+//! the directory), so a crash leaves the old file or the new one, never
+//! half of one. Contents are checked where they are used: component bytes against
 //! the digest in their name when they are compiled, artifacts against the
 //! checksum they carry (`runtime::open_artifact`).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// What a file holds.
@@ -87,12 +86,10 @@ impl Files {
             uuid::Uuid::new_v4().simple(),
             kind.extension()
         ));
-        let written = (|| {
-            let mut file = std::fs::File::create(&partial)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&partial, &path)
-        })();
+        // Owner-only like the rest of the data dir: artifacts are code the
+        // host runs.
+        let written = crate::api::write_owner_only(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, &path));
         if written.is_err() {
             let _ = std::fs::remove_file(&partial);
         }

@@ -8,8 +8,8 @@
 //! bytes of their [`AuditKey`], so a time range is a key range.
 //!
 //! Component bytes and compiled artifacts are files beside the database
-//! ([`super::files`]), not sled values: sled reads every large value in its
-//! log when it opens. A connector's files are written (durably) before its
+//! ([`super::files`]), not sled values: sled reads large values back while
+//! it recovers its log at open. A connector's files are written (durably) before its
 //! record, and removed after it, so a record never names missing files; a
 //! crash in between leaves files no record names, which the next open
 //! removes.
@@ -83,9 +83,9 @@ pub struct SledStore {
     generation: AtomicU64,
     /// Component bytes and artifacts.
     files: Files,
-    /// Held across a connector's files and record, so an upload and a
-    /// delete of the same connector cannot interleave into a record
-    /// without its files.
+    /// Held across a connector's existence check, files and record, so
+    /// uploads and deletes cannot interleave into a record without its
+    /// files (or files removed under a record).
     connector_writes: std::sync::Mutex<()>,
 }
 
@@ -268,42 +268,33 @@ impl Store for SledStore {
         artifact: &[u8],
     ) -> StoreResult<bool> {
         let value = encode(record)?;
+        // Connector writes are serialized, so what this reads stays true
+        // until the record is inserted.
         let _serial = self
             .connector_writes
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        // The files first, so the record never names missing ones.
+        if let Some(existing) = self.connector(&record.id)? {
+            if existing.digest == record.digest {
+                return Ok(false);
+            }
+            return Err(StoreError::Conflict(format!(
+                "connector {} already exists with different bytes (sha256 {}); \
+                 bump the version to upload a change",
+                record.id, existing.digest
+            )));
+        }
+        // The files first, so the record never names missing ones; if the
+        // insert fails, no record names them and the next open sweeps them.
         let digest = record.digest.as_str();
         self.files
             .put(digest, Kind::Component, bytes)
             .and_then(|()| self.files.put(digest, Kind::Artifact, artifact))
             .map_err(backend)?;
-        let created = self.connectors.transaction(|connectors| {
-            if let Some(existing) = connectors.get(&record.id)? {
-                let existing: ConnectorRecord = in_tx(decode(CONNECTORS, &existing))?;
-                if existing.digest == record.digest {
-                    return Ok(false);
-                }
-                return abort(StoreError::Conflict(format!(
-                    "connector {} already exists with different bytes (sha256 {}); \
-                     bump the version to upload a change",
-                    record.id, existing.digest
-                )));
-            }
-            connectors.insert(record.id.as_bytes(), value.as_slice())?;
-            Ok(true)
-        });
-        let created = match finish(created) {
-            Ok(created) => created,
-            Err(e) => {
-                // No record names these bytes (a name@version has one
-                // digest): they go, or the next open sweeps them.
-                let _ = self.files.remove(digest, Kind::Component);
-                let _ = self.files.remove(digest, Kind::Artifact);
-                return Err(e);
-            }
-        };
-        self.changed(created)
+        self.connectors
+            .insert(record.id.as_bytes(), value)
+            .map_err(backend)?;
+        self.changed(true)
     }
 
     fn connector(&self, id: &str) -> StoreResult<Option<ConnectorRecord>> {
@@ -1084,14 +1075,22 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A store holding connector `a@1.0.0` (bytes `abc`, artifact `art`),
+    /// changed by `before`, then closed and opened again.
+    fn reopened_after(before: impl FnOnce(&SledStore)) -> (SledStore, std::path::PathBuf) {
+        let (store, dir) = temp_store();
+        store
+            .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
+            .unwrap();
+        before(&store);
+        store.flush().unwrap();
+        drop(store);
+        (SledStore::open(&dir).unwrap(), dir)
+    }
+
     #[test]
     fn reopening_moves_old_blobs_to_files_and_removes_orphans() {
-        let dir = std::env::temp_dir().join(format!("pb-store-files-{}", uuid::Uuid::new_v4()));
-        {
-            let store = SledStore::open(&dir).unwrap();
-            store
-                .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
-                .unwrap();
+        let (store, dir) = reopened_after(|store| {
             // As a store from before component files kept them.
             store.files.remove(&digest("d1"), Kind::Component).unwrap();
             store.files.remove(&digest("d1"), Kind::Artifact).unwrap();
@@ -1102,9 +1101,7 @@ mod tests {
                 .files
                 .put(&digest("d9"), Kind::Component, b"orphan")
                 .unwrap();
-            store.flush().unwrap();
-        }
-        let store = SledStore::open(&dir).unwrap();
+        });
         assert_eq!(
             store.component_bytes(&digest("d1")).unwrap().unwrap(),
             b"abc"
@@ -1118,19 +1115,12 @@ mod tests {
 
     #[test]
     fn an_unreadable_connector_record_neither_stops_the_open_nor_loses_files() {
-        let dir = std::env::temp_dir().join(format!("pb-store-bad-{}", uuid::Uuid::new_v4()));
-        {
-            let store = SledStore::open(&dir).unwrap();
-            store
-                .put_connector(&connector("a@1.0.0", "d1"), b"abc", b"art")
-                .unwrap();
+        let (store, dir) = reopened_after(|store| {
             store
                 .connectors
                 .insert("b@1.0.0", &b"{not json"[..])
                 .unwrap();
-            store.flush().unwrap();
-        }
-        let store = SledStore::open(&dir).unwrap();
+        });
         assert_eq!(
             store.component_bytes(&digest("d1")).unwrap().unwrap(),
             b"abc"
