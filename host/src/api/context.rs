@@ -150,6 +150,6 @@ impl Contexts {
                     state, instance, connector,
                 ))))
             })?
-            .ok_or_else(|| ApiError::not_found(format!("instance {id}")))
+            .ok_or_else(|| super::instances::instance_not_found(id))
     }
 }

@@ -86,23 +86,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::store::{SledStore, TokenRecord};
-
-    fn temp_store() -> (SledStore, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("pb-fresh-{}", uuid::Uuid::new_v4()));
-        (SledStore::open(&dir).unwrap(), dir)
-    }
-
-    fn token(id: &str) -> TokenRecord {
-        TokenRecord {
-            id: id.into(),
-            name: None,
-            scope: "admin".into(),
-            instances: Vec::new(),
-            created_at: "2026-11-24T00:00:00Z".into(),
-            last_used_at: None,
-        }
-    }
+    use crate::store::testing::{temp_store, token};
 
     /// A read that counts its calls and answers `value`.
     fn counted(reads: &Cell<u32>, value: Option<u32>) -> impl FnOnce() -> Result<Option<u32>, ()> {

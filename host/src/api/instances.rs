@@ -394,7 +394,12 @@ pub(super) fn load_instance(state: &AppState, id: &str) -> ApiResult<InstanceRec
     state
         .store
         .instance(id)?
-        .ok_or_else(|| ApiError::not_found(format!("instance {id}")))
+        .ok_or_else(|| instance_not_found(id))
+}
+
+/// 404 `NOT_FOUND` for an unknown instance id.
+pub(super) fn instance_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("instance {id}"))
 }
 
 pub(super) fn load_connector(

@@ -18,6 +18,9 @@ use crate::audit::{AuditKey, AuditRecord};
 use crate::egress::budget::RateSpec;
 
 pub use sled_store::SledStore;
+/// Store helpers for other modules' unit tests.
+#[cfg(test)]
+pub(crate) use sled_store::tests as testing;
 
 /// Errors at the storage edge.
 #[derive(Debug, thiserror::Error)]

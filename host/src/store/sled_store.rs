@@ -856,7 +856,7 @@ impl Store for SledStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::manifest::Manifest;
     use crate::store::JobState;
@@ -894,7 +894,8 @@ mod tests {
         }
     }
 
-    fn temp_store() -> (SledStore, std::path::PathBuf) {
+    /// An empty store in a fresh temporary directory (removed by the caller).
+    pub(crate) fn temp_store() -> (SledStore, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "pb-store-{}-{}",
             std::process::id(),
@@ -1004,7 +1005,8 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
-    fn token(id: &str) -> TokenRecord {
+    /// An invoke-scoped token record.
+    pub(crate) fn token(id: &str) -> TokenRecord {
         TokenRecord {
             id: id.into(),
             scope: "invoke".into(),
