@@ -1087,7 +1087,23 @@ pub(crate) mod tests {
         before(&store);
         store.flush().unwrap();
         drop(store);
-        (SledStore::open(&dir).unwrap(), dir)
+        (reopen(&dir), dir)
+    }
+
+    /// Opens the store in `dir` again after its handle was dropped. sled's
+    /// background flusher may hold the directory lock for a moment after
+    /// the drop; wait for the lock (bounded), not for luck.
+    fn reopen(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir) {
+                Ok(store) => return store,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen failed: {e}"),
+            }
+        }
     }
 
     #[test]
@@ -1155,19 +1171,7 @@ pub(crate) mod tests {
             )
             .unwrap();
         drop(store);
-        // sled's background flusher may hold the directory lock for a moment
-        // after the handle is dropped; wait for the lock (bounded), not for luck.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let store = loop {
-            match SledStore::open(&dir) {
-                Ok(store) => break store,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("reopen failed: {e}"),
-            }
-        };
+        let store = reopen(&dir);
         assert_eq!(store.connectors().unwrap().len(), 1);
         assert_eq!(store.instance("i1").unwrap().unwrap().connector, "a@1.0.0");
         assert!(store.has_tokens().unwrap());
