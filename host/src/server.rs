@@ -107,7 +107,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let addr: SocketAddr = listener.local_addr()?;
     let state = AppState::new(store.clone(), runtime, vault, settings, audit.clone());
     api::spawn_worker(state.clone());
-    let app = api::router(state);
+    let app = api::service(state);
 
     tracing::info!(%addr, "listening");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -117,7 +117,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // connection, which rebuilds the route table: heaptrack during
         // `scripts/bench-scale`'s burst counted 17.8 KiB per open
         // connection for it (33.5 MB for 1,878 connections).
-        axum::serve(listener, app.into_make_service())
+        axum::serve(listener, axum::ServiceExt::into_make_service(app))
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })

@@ -68,6 +68,16 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// The target of a request of `method` on `route` (without `/v1`),
+    /// whose `{id}` is `id` (percent-decoded).
+    pub(super) fn new(method: Method, route: &str, id: Option<String>) -> Self {
+        Self {
+            method,
+            route: route.to_owned(),
+            id,
+        }
+    }
+
     /// Reads the target of a routed request.
     pub(super) async fn of(parts: &mut Parts) -> Self {
         let route = parts

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
@@ -385,12 +386,52 @@ pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let target = Target::of(&mut parts).await;
+    guarded(&state, &target, Request::from_parts(parts, body), |r| {
+        next.run(r)
+    })
+    .await
+}
+
+/// What [`require_token`] does once it knows the request's [`Target`]:
+/// shared with the invoke route's fast path ([`super::fast`]), which
+/// knows its target without axum's routing.
+pub(super) async fn guarded<F>(
+    state: &AppState,
+    target: &Target,
+    request: Request,
+    run: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
+    // Split, because a `Request`'s body is not `Sync`: a reference to the
+    // whole request across the refusal's `await` would make this future
+    // not `Send`.
+    let (parts, body) = request.into_parts();
+    let actor = match authorize(state, target, &parts).await {
+        Ok(actor) => actor,
+        Err(e) => return e.into_response(),
+    };
     let request = Request::from_parts(parts, body);
+    let response = crate::audit::acting(actor.clone(), run(request)).await;
+    if let Some(action) = target.action() {
+        // Stored before the answer goes out, so an answered admin request
+        // has its record. If it cannot be stored the writer logs the loss;
+        // the answer still goes out (the action happened).
+        let record = audit::admin(state, target, action, actor, &response);
+        state.audit.append(record).await;
+    }
+    response
+}
+
+/// The actor a request's bearer token names, if the token is known and its
+/// scope allows the request; otherwise the 401/403, recorded as a refusal.
+async fn authorize(state: &AppState, target: &Target, request: &Parts) -> Result<Actor, ApiError> {
     let presented = request
-        .headers()
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -399,8 +440,8 @@ pub async fn require_token(
         })
         .map(str::trim);
     // Refusals happen before the handler reads the body.
-    let has_body = request.headers().contains_key(header::CONTENT_LENGTH)
-        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let has_body = request.headers.contains_key(header::CONTENT_LENGTH)
+        || request.headers.contains_key(header::TRANSFER_ENCODING);
     let refuse = |e: ApiError| if has_body { e.body_unread() } else { e };
     let Some(token) = presented else {
         let e = refuse(ApiError::new(
@@ -408,9 +449,7 @@ pub async fn require_token(
             "UNAUTHORIZED",
             "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in <data-dir>/admin.token)",
         ));
-        return Err(
-            audit::denied(&state, &target, Actor::unidentified(), "missing token", e).await,
-        );
+        return Err(audit::denied(state, target, Actor::unidentified(), "missing token", e).await);
     };
     let hash = token_hash(token);
     // Kept in memory until a token (or other record) is written; the read
@@ -425,13 +464,11 @@ pub async fn require_token(
             "UNAUTHORIZED",
             "invalid token",
         ));
-        return Err(
-            audit::denied(&state, &target, Actor::unidentified(), "invalid token", e).await,
-        );
+        return Err(audit::denied(state, target, Actor::unidentified(), "invalid token", e).await);
     };
     let allowed = match record.scope.as_str() {
         ADMIN => true,
-        INVOKE => invoke_scope_allows(&record, request.method(), request.uri().path()),
+        INVOKE => invoke_scope_allows(&record, &request.method, request.uri.path()),
         _ => false,
     };
     let actor = Actor::token(&record);
@@ -443,20 +480,12 @@ pub async fn require_token(
                 "token {} ({} scope) may not {} {}",
                 record.id,
                 record.scope,
-                request.method(),
-                request.uri().path()
+                request.method,
+                request.uri.path()
             ),
         ));
-        return Err(audit::denied(&state, &target, actor, "outside the token's scope", e).await);
+        return Err(audit::denied(state, target, actor, "outside the token's scope", e).await);
     }
-    note_use(&state, &hash, &record);
-    let response = crate::audit::acting(actor.clone(), next.run(request)).await;
-    if let Some(action) = target.action() {
-        // Stored before the answer goes out, so an answered admin request
-        // has its record. If it cannot be stored the writer logs the loss;
-        // the answer still goes out (the action happened).
-        let record = audit::admin(&state, &target, action, actor, &response);
-        state.audit.append(record).await;
-    }
-    Ok(response)
+    note_use(state, &hash, &record);
+    Ok(actor)
 }

@@ -747,6 +747,22 @@ pub async fn invoke(
 ) -> ApiResult<Json<Success>> {
     let started = Instant::now();
     let outbound = wants_outbound(&query)?;
+    invoke_request(&state, &id, &method, outbound, &headers, body, started)
+        .await
+        .map(Json)
+}
+
+/// [`invoke`] once its path and query are read: shared with the invoke
+/// route's fast path ([`super::fast`]), which reads them itself.
+pub(super) async fn invoke_request(
+    state: &AppState,
+    id: &str,
+    method: &str,
+    outbound: bool,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    started: Instant,
+) -> ApiResult<Success> {
     let req: InvokeBody = read_json(body, state.settings.limits.max_request_bytes).await?;
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -760,10 +776,10 @@ pub async fn invoke(
             })?)
         }
     };
-    let done = invoke_method(&state, &id, &method, req.parameters, key, outbound).await?;
+    let done = invoke_method(state, id, method, req.parameters, key, outbound).await?;
     let mut answer = success(done.data, done.invocation_id, started, done.outbound);
     answer.replayed = done.replayed;
-    Ok(Json(answer))
+    Ok(answer)
 }
 
 /// A finished invocation.

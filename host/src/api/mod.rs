@@ -9,6 +9,7 @@ mod connectors;
 mod context;
 mod credentials;
 mod error;
+mod fast;
 mod fresh;
 mod instances;
 mod oauth;
@@ -33,6 +34,7 @@ use utoipa_axum::routes;
 pub use audit::AuditNote;
 pub use auth::{ADMIN_TOKEN_FILE, ensure_admin_token, write_owner_only};
 pub use error::{ApiError, ApiResult};
+pub use fast::Front;
 pub use rules::spawn_worker;
 
 use crate::config::Settings;
@@ -121,6 +123,11 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(observe::track))
         .with_state(state)
+}
+
+/// What the host serves: [`router`] behind the invoke route's fast path.
+pub fn service(state: AppState) -> Front {
+    Front::new(router(state.clone()), state)
 }
 
 /// The OpenAPI description of [`router`]'s routes.

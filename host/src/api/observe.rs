@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::Json;
 use axum::extract::{MatchedPath, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -145,18 +145,24 @@ pub async fn track(request: Request, next: Next) -> Response {
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let method = request.method().clone();
+    tracked(&route, method, next.run(request)).await
+}
+
+/// What [`track`] does around a request of `route`: shared with the invoke
+/// route's fast path ([`super::fast`]), which knows its route without
+/// axum's routing.
+pub(super) async fn tracked(
+    route: &str,
+    method: Method,
+    response: impl Future<Output = Response>,
+) -> Response {
     // Debug, not info: the fmt layer formats a span's fields when it is
     // created, which was ~4 % of the host's CPU per invocation under load
     // (perf), and the `invocation` span already names what a call's lines
     // need. `RUST_LOG=plugboard=debug` brings it back.
     let span = tracing::debug_span!("request", http.method = %method, http.route = %route);
     let started = Instant::now();
-    let response = next.run(request).instrument(span).await;
-    crate::metrics::http_request(
-        &route,
-        method.as_str(),
-        response.status(),
-        started.elapsed(),
-    );
+    let response = response.instrument(span).await;
+    crate::metrics::http_request(route, method.as_str(), response.status(), started.elapsed());
     response
 }

@@ -379,3 +379,111 @@ async fn metrics_and_usage_need_an_admin_token() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// The host answers plain invoke requests on a fast path in front of its
+/// router (`host/src/api/fast.rs`); requests with a query or
+/// percent-encoded segments go through the router. Both must answer,
+/// refuse, count and audit alike.
+#[tokio::test]
+async fn the_invoke_routes_fast_path_and_router_answer_alike() {
+    use reqwest::Method;
+
+    let host = Host::start(&[]);
+    let inst = host.instance(plugboard_tests::ECHO_WASM, json!({})).await;
+    let other = host.instance(plugboard_tests::ECHO_WASM, json!({})).await;
+    let params = json!({ "parameters": { "message": "hi", "data": [1] } });
+    let forms = [
+        format!("/instances/{inst}/methods/echo"),
+        format!("/instances/{inst}/methods/ech%6F"),
+        format!("/instances/{inst}/methods/echo?outbound=false"),
+    ];
+    for path in &forms {
+        let (status, body) = host.post(path, params.clone()).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["status"], "SUCCESS", "{path}: {body}");
+        assert_eq!(
+            body["data"],
+            json!({ "message": "hi", "data": [1] }),
+            "{path}"
+        );
+        assert!(body["invocationId"].is_string(), "{path}: {body}");
+        assert!(body.get("outbound").is_none(), "{path}: {body}");
+    }
+
+    // A token for another instance is refused on both paths, before the
+    // body is read; so is a request without a token.
+    let (status, bot) = host
+        .post(
+            "/tokens",
+            json!({ "name": "other", "scope": "invoke", "instances": [other] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{bot}");
+    let bot = bot["token"].as_str().unwrap();
+    for path in &forms[..2] {
+        let refused = host
+            .as_token(bot, Method::POST, path, Some(params.clone()))
+            .await;
+        let e = assert_error(&refused, 403, "FORBIDDEN");
+        assert!(
+            e["message"].as_str().unwrap().contains(path.as_str()),
+            "{path}: {e}"
+        );
+    }
+    let resp = host
+        .client
+        .post(host.v1(&forms[0]))
+        .json(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // The invoke token works on its own instance through the fast path.
+    let (status, body) = host
+        .as_token(
+            bot,
+            Method::POST,
+            &format!("/instances/{other}/methods/echo"),
+            Some(params.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let m = metrics(&host).await;
+    let route = ("route", "/v1/instances/{id}/methods/{method}");
+    let count = |status| {
+        sum(
+            &m,
+            "plugboard_http_requests_total",
+            &[route, ("status", status)],
+        )
+    };
+    assert_eq!(count("200"), 4.0);
+    assert_eq!(count("403"), 2.0);
+    assert_eq!(count("401"), 1.0);
+    assert_eq!(
+        sum(
+            &m,
+            "plugboard_invocations_total",
+            &[("method", "echo"), ("code", "SUCCESS")]
+        ),
+        4.0
+    );
+
+    let (status, page) = host.get("/audit?action=auth.denied").await;
+    assert_eq!(status, 200, "{page}");
+    let denied = page["items"].as_array().unwrap();
+    assert_eq!(denied.len(), 3, "{page}");
+    for record in denied {
+        assert_eq!(
+            record["resource"],
+            json!({ "type": "instance", "id": inst }),
+            "{record}"
+        );
+        assert_eq!(record["detail"]["method"], "POST", "{record}");
+        assert_eq!(
+            record["detail"]["route"], "/v1/instances/{id}/methods/{method}",
+            "{record}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The invoke route's fast path.
+//!
+//! `POST /v1/instances/{id}/methods/{method}` is the request a host serves
+//! most. Under load (`scripts/bench-load`, perf) axum's router and the two
+//! `from_fn` middlewares around the handler were ~11 % of the host's CPU
+//! per call: route matching, a `Next` and a boxed future per layer, a state
+//! clone per layer, and the path and query extractors' maps. [`Front`]
+//! sits in front of the router and serves the plain form of that route
+//! itself, through the same functions the router's layers and handler
+//! call ([`super::observe::tracked`], [`super::auth::guarded`],
+//! [`super::instances::invoke_request`]): the span, metrics, token check,
+//! refusal and admin audit records, and the call are the router's.
+//!
+//! "Plain" means no query string and no `%` in the path, so the fast path
+//! never repeats axum's percent-decoding or query parsing: any other
+//! request, `?outbound=true` included, goes to the router unchanged.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::response::{IntoResponse as _, Response};
+use tower_service::Service;
+
+use super::audit::Target;
+use super::{AppState, auth, instances, observe};
+
+/// The invoke route's pattern, as the router matches it (metrics label).
+pub(super) const INVOKE_ROUTE: &str = "/v1/instances/{id}/methods/{method}";
+
+/// The router, with the invoke route's fast path in front of it.
+#[derive(Clone)]
+pub struct Front {
+    router: Router,
+    state: AppState,
+}
+
+impl Front {
+    /// `router` (the full API, see [`super::router`]) behind the fast path.
+    pub fn new(router: Router, state: AppState) -> Self {
+        Self { router, state }
+    }
+}
+
+/// Boxed: the fast path's future is an `async` block, which has no name.
+/// (The router boxes each of its layers' futures anyway.)
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl Service<Request> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: Request) -> Answer {
+        match plain_invoke(&request) {
+            Some((id, method)) => {
+                let state = self.state.clone();
+                Box::pin(async move { Ok(invoke(state, request, id, method).await) })
+            }
+            None => Box::pin(self.router.call(request)),
+        }
+    }
+}
+
+/// The instance id and method name of a plain invoke request (see the
+/// module doc); `None` for anything the router must see.
+fn plain_invoke(request: &Request) -> Option<(String, String)> {
+    if request.method() != Method::POST || request.uri().query().is_some() {
+        return None;
+    }
+    let path = request.uri().path();
+    if path.contains('%') {
+        return None;
+    }
+    let rest = path.strip_prefix("/v1/instances/")?;
+    let (id, rest) = rest.split_once('/')?;
+    let method = rest.strip_prefix("methods/")?;
+    if id.is_empty() || method.is_empty() || method.contains('/') {
+        return None;
+    }
+    Some((id.to_owned(), method.to_owned()))
+}
+
+/// What the router does for the invoke route: [`observe::track`] around
+/// [`auth::require_token`] around [`instances::invoke`].
+async fn invoke(state: AppState, request: Request, id: String, method: String) -> Response {
+    let target = Target::new(
+        Method::POST,
+        INVOKE_ROUTE.strip_prefix("/v1").unwrap_or(INVOKE_ROUTE),
+        Some(id.clone()),
+    );
+    let call = auth::guarded(&state, &target, request, |request| async {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        instances::invoke_request(&state, &id, &method, false, &parts.headers, body, started)
+            .await
+            .map(axum::Json)
+            .into_response()
+    });
+    observe::tracked(INVOKE_ROUTE, Method::POST, call).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(method: Method, uri: &str) -> Option<(String, String)> {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .expect("a valid request");
+        plain_invoke(&request)
+    }
+
+    #[test]
+    fn the_plain_invoke_request_takes_the_fast_path() {
+        assert_eq!(
+            plain(Method::POST, "/v1/instances/inst_1/methods/echo"),
+            Some(("inst_1".into(), "echo".into()))
+        );
+    }
+
+    #[test]
+    fn everything_else_goes_to_the_router() {
+        for (method, uri) in [
+            (Method::GET, "/v1/instances/inst_1/methods/echo"),
+            (Method::PUT, "/v1/instances/inst_1/methods/echo"),
+            // The router parses queries and percent-decodes segments.
+            (
+                Method::POST,
+                "/v1/instances/inst_1/methods/echo?outbound=true",
+            ),
+            (Method::POST, "/v1/instances/inst_1/methods/echo?"),
+            (Method::POST, "/v1/instances/inst_1/methods/ech%6F"),
+            (Method::POST, "/v1/instances/inst%5F1/methods/echo"),
+            // Not the invoke route (the router answers 404 or 405).
+            (Method::POST, "/v1/instances/inst_1/methods/"),
+            (Method::POST, "/v1/instances//methods/echo"),
+            (Method::POST, "/v1/instances/inst_1/methods/echo/"),
+            (Method::POST, "/v1/instances/inst_1/methods/echo/more"),
+            (Method::POST, "/v1/instances/inst_1/method/echo"),
+            (Method::POST, "/v1/instances/inst_1/test"),
+            (Method::POST, "/v1/instances/inst_1"),
+            (Method::POST, "/instances/inst_1/methods/echo"),
+            (Method::POST, "/v2/instances/inst_1/methods/echo"),
+        ] {
+            assert_eq!(plain(method.clone(), uri), None, "{method} {uri}");
+        }
+    }
+
+    #[test]
+    fn the_fast_route_is_the_routers_invoke_route() {
+        let spec = super::super::openapi();
+        let item = spec
+            .paths
+            .paths
+            .get(INVOKE_ROUTE)
+            .expect("the router serves the fast path's route");
+        let post = item.post.as_ref().expect("as POST");
+        assert_eq!(post.operation_id.as_deref(), Some("invokeMethod"));
+    }
+
+    #[test]
+    fn the_invoke_route_is_not_an_admin_action() {
+        // The fast path runs `guarded`, which records admin actions by
+        // target, so this only pins what the audit trail expects.
+        let target = Target::new(Method::POST, "/instances/{id}/methods/{method}", None);
+        assert_eq!(target.action(), None);
+    }
+}
