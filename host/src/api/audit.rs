@@ -1,7 +1,8 @@
 //! `GET /v1/audit`, and how API requests become audit records.
 //!
-//! Recording happens in one place, the auth middleware
-//! ([`super::auth::require_token`]): it names a mutating admin request's
+//! Recording happens in one place, [`super::auth::guarded`], which the
+//! auth middleware ([`super::auth::require_token`]) and the invoke route's
+//! fast path ([`super::fast`]) both run: it names a mutating admin request's
 //! action from its method and matched route ([`admin_action`]), runs the
 //! handler, and records the outcome from the response (status, and the
 //! error code [`ApiError`] leaves in an extension). Handlers add only what

@@ -171,8 +171,9 @@ mod tests {
 
     #[test]
     fn the_invoke_route_is_not_an_admin_action() {
-        // The fast path runs `guarded`, which records admin actions by
-        // target, so this only pins what the audit trail expects.
+        // Invocations are not admin actions (the broker records their
+        // credential uses); `guarded` asks the target, so the fast path's
+        // target must not name one either.
         let target = Target::new(Method::POST, "/instances/{id}/methods/{method}", None);
         assert_eq!(target.action(), None);
     }
