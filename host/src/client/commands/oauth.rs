@@ -27,17 +27,20 @@ pub enum Cmd {
     Callback {
         /// Instance id.
         id: String,
+        // The four values are opaque strings from the host or the
+        // provider: a base64url `state` starts with `-` one time in 64, which
+        // clap would otherwise take for a flag ("unexpected argument '-5'").
         /// The `state` from the redirect.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         state: String,
         /// The `code` from the redirect.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         code: Option<String>,
         /// The `error` from the redirect (the user declined, …).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         error: Option<String>,
         /// The `error_description` from the redirect.
-        #[arg(long, requires = "error")]
+        #[arg(long, requires = "error", allow_hyphen_values = true)]
         error_description: Option<String>,
     },
     /// Revoke and forget the instance's tokens (the client stays).
@@ -93,4 +96,60 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> CliResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cmd;
+
+    #[derive(Debug, Parser)]
+    struct Line {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[test]
+    fn callback_values_may_start_with_a_hyphen() {
+        // What a base64url state and a provider's code can look like.
+        let line = Line::try_parse_from([
+            "oauth", "callback", "inst_1", "--state", "-5Fq_x", "--code", "-abc",
+        ])
+        .expect("parses");
+        let Cmd::Callback {
+            id, state, code, ..
+        } = line.cmd
+        else {
+            panic!("not a callback: {line:?}")
+        };
+        assert_eq!(
+            (id.as_str(), state.as_str(), code.as_deref()),
+            ("inst_1", "-5Fq_x", Some("-abc"))
+        );
+        let line = Line::try_parse_from([
+            "oauth",
+            "callback",
+            "inst_1",
+            "--state",
+            "s",
+            "--error",
+            "-x",
+            "--error-description",
+            "--denied",
+        ])
+        .expect("parses");
+        let Cmd::Callback {
+            error,
+            error_description,
+            ..
+        } = line.cmd
+        else {
+            panic!("not a callback: {line:?}")
+        };
+        assert_eq!(
+            (error.as_deref(), error_description.as_deref()),
+            (Some("-x"), Some("--denied"))
+        );
+    }
 }
