@@ -69,24 +69,19 @@ pub(super) struct Target {
 }
 
 impl Target {
-    /// The target of a request of `method` on `route` (without `/v1`),
-    /// whose `{id}` is `id` (percent-decoded).
+    /// The target of a request of `method` on the matched `route` (as the
+    /// router spells it, `/v1` included), whose `{id}` is `id`
+    /// (percent-decoded).
     pub(super) fn new(method: Method, route: &str, id: Option<String>) -> Self {
         Self {
             method,
-            route: route.to_owned(),
+            route: route.strip_prefix("/v1").unwrap_or(route).to_owned(),
             id,
         }
     }
 
     /// Reads the target of a routed request.
     pub(super) async fn of(parts: &mut Parts) -> Self {
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map(|m| m.as_str())
-            .unwrap_or_else(|| parts.uri.path());
-        let route = route.strip_prefix("/v1").unwrap_or(route).to_owned();
         let id = RawPathParams::from_request_parts(parts, &())
             .await
             .ok()
@@ -95,11 +90,12 @@ impl Target {
                     .find(|(k, _)| *k == "id")
                     .map(|(_, v)| v.to_owned())
             });
-        Self {
-            method: parts.method.clone(),
-            route,
-            id,
-        }
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str())
+            .unwrap_or_else(|| parts.uri.path());
+        Self::new(parts.method.clone(), route, id)
     }
 
     /// The admin action this request performs, if it is one.
