@@ -110,46 +110,47 @@ mod tests {
         cmd: Cmd,
     }
 
+    /// `oauth callback inst_1 <args>`, parsed: state, code, error and
+    /// error description.
+    fn callback(args: &[&str]) -> [Option<String>; 4] {
+        let line = Line::try_parse_from(["oauth", "callback", "inst_1"].iter().chain(args))
+            .unwrap_or_else(|e| panic!("{args:?} does not parse: {e}"));
+        let Cmd::Callback {
+            id,
+            state,
+            code,
+            error,
+            error_description,
+        } = line.cmd
+        else {
+            panic!("not a callback: {line:?}")
+        };
+        assert_eq!(id, "inst_1");
+        [Some(state), code, error, error_description]
+    }
+
     #[test]
     fn callback_values_may_start_with_a_hyphen() {
         // What a base64url state and a provider's code can look like.
-        let line = Line::try_parse_from([
-            "oauth", "callback", "inst_1", "--state", "-5Fq_x", "--code", "-abc",
-        ])
-        .expect("parses");
-        let Cmd::Callback {
-            id, state, code, ..
-        } = line.cmd
-        else {
-            panic!("not a callback: {line:?}")
-        };
         assert_eq!(
-            (id.as_str(), state.as_str(), code.as_deref()),
-            ("inst_1", "-5Fq_x", Some("-abc"))
+            callback(&["--state", "-5Fq_x", "--code", "-abc"]),
+            [Some("-5Fq_x".into()), Some("-abc".into()), None, None]
         );
-        let line = Line::try_parse_from([
-            "oauth",
-            "callback",
-            "inst_1",
-            "--state",
-            "s",
-            "--error",
-            "-x",
-            "--error-description",
-            "--denied",
-        ])
-        .expect("parses");
-        let Cmd::Callback {
-            error,
-            error_description,
-            ..
-        } = line.cmd
-        else {
-            panic!("not a callback: {line:?}")
-        };
         assert_eq!(
-            (error.as_deref(), error_description.as_deref()),
-            (Some("-x"), Some("--denied"))
+            callback(&[
+                "--state",
+                "s",
+                "--error",
+                "-x",
+                "--error-description",
+                "--denied"
+            ]),
+            [
+                Some("s".into()),
+                None,
+                Some("-x".into()),
+                Some("--denied".into())
+            ]
         );
     }
 }
