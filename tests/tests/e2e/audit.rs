@@ -191,13 +191,7 @@ async fn the_trail_matches_the_scenario_and_the_upstream() {
     }
 
     // An invoke-scoped token: calls its instance, is refused the trail.
-    let (status, bot) = host
-        .post(
-            "/tokens",
-            json!({ "name": "ci bot", "scope": "invoke", "instances": [inst] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{bot}");
+    let bot = host.invoke_token("ci bot", &inst).await;
     let bot_v1 = bot["token"].as_str().unwrap().to_owned();
     let bot_v1_id = bot["id"].as_str().unwrap().to_owned();
     let (status, body) = host

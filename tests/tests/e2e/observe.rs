@@ -347,12 +347,7 @@ async fn metrics_and_usage_need_an_admin_token() {
     let inst = host
         .instance(plugboard_tests::ECHO_WASM, json!({ "greeting": "hi" }))
         .await;
-    let (_, created) = host
-        .post(
-            "/tokens",
-            json!({ "name": "bot", "scope": "invoke", "instances": [inst] }),
-        )
-        .await;
+    let created = host.invoke_token("bot", &inst).await;
     let token = created["token"].as_str().unwrap();
     for (url, bearer) in [
         (format!("{}/metrics", host.url), Some(token)),
@@ -412,13 +407,7 @@ async fn the_invoke_routes_fast_path_and_router_answer_alike() {
 
     // A token for another instance is refused on both paths, before the
     // body is read; so is a request without a token.
-    let (status, bot) = host
-        .post(
-            "/tokens",
-            json!({ "name": "other", "scope": "invoke", "instances": [other] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{bot}");
+    let bot = host.invoke_token("other", &other).await;
     let bot = bot["token"].as_str().unwrap();
     for path in &forms[..2] {
         let refused = host

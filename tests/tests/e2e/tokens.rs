@@ -3,7 +3,6 @@
 //! shown once and never listed.
 
 use plugboard_tests::{ECHO_WASM, HOSTILE_WASM};
-use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::{Host, assert_error};
@@ -14,13 +13,7 @@ async fn invoke_tokens_are_confined_and_revocation_is_immediate() {
     let mine = host.instance(ECHO_WASM, json!({})).await;
     let other = host.instance(ECHO_WASM, json!({})).await;
 
-    let (status, created) = host
-        .post(
-            "/tokens",
-            json!({ "name": "ci bot", "scope": "invoke", "instances": [mine] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = host.invoke_token("ci bot", &mine).await;
     let token = created["token"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(token.starts_with("pb_"));

@@ -267,6 +267,19 @@ impl Host {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates an invoke-scoped token named `name` for `instance`; returns
+    /// the created record (`token`, `id`, …).
+    pub async fn invoke_token(&self, name: &str, instance: &str) -> Value {
+        let (status, created) = self
+            .post(
+                "/tokens",
+                json!({ "name": name, "scope": "invoke", "instances": [instance] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
     pub async fn invoke(&self, instance: &str, method: &str, params: Value) -> (StatusCode, Value) {
         self.post(
             &format!("/instances/{instance}/methods/{method}"),
