@@ -5,15 +5,17 @@
 //!   HTTP server that answers every request `200 {"ok":true}` after the
 //!   delay; `GET /__stats` answers at once with the number of requests served
 //!   and the most that were in flight together.
-//! - `burst --url URL --body JSON [--token-file F] [--connections 10000]
+//! - `burst --url URL --body JSON [--token-file F] [--calls 10000] [--http2 STREAMS]
 //!   [--connect-parallel 200] [--settle-ms 500] [--timeout-s 30]
-//!   [--watch-pid PID [--rss-abort-mib N]]`: opens that many keep-alive connections first (not
-//!   timed: a client pool), then sends one `POST` on each at once and times
-//!   them all: wall time from the first send to the last answer, latency
+//!   [--watch-pid PID [--rss-abort-mib N]]`: opens the keep-alive connections first (not
+//!   timed: a client pool): one HTTP/1.1 connection per call, or with
+//!   `--http2` one HTTP/2 connection (prior knowledge) per STREAMS calls.
+//!   Then it sends all the calls (`POST`) at once and times them all: wall time from the first send to the last answer, latency
 //!   percentiles, statuses, and the peak RSS of `--watch-pid`. With
 //!   `--rss-abort-mib`, the watched process is killed (SIGKILL) as soon as
 //!   its RSS passes N MiB: a guard for a shared machine, reported as a
-//!   failure.
+//!   failure. It also reports the CPU time the watched process, each
+//!   `--cpu-pid LABEL=PID` and itself used during the timed phase.
 //! - `restart --token-file F --call 'LABEL PATH BODY' [--call …] [--repeat 5]
 //!   -- CMD ARGS…`: starts the host command, waits for its `listening on
 //!   http://…` line, then invokes each call in order (a `POST` of BODY to
@@ -34,11 +36,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::client::conn::http1 as client_http1;
+use hyper::client::conn::http2 as client_http2;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
@@ -134,20 +137,55 @@ fn split_url(url: &str) -> Result<(String, String), Error> {
 
 // ------------------------------------------------------------ HTTP client
 
-type Sender = client_http1::SendRequest<Full<Bytes>>;
+/// A connection's request handle: HTTP/1.1 (one request at a time) or
+/// HTTP/2 with prior knowledge (many streams; the handle is cloned per
+/// request).
+enum Sender {
+    Http1(client_http1::SendRequest<Full<Bytes>>),
+    Http2(client_http2::SendRequest<Full<Bytes>>),
+}
 
-/// One HTTP/1.1 keep-alive connection; its driver runs on a task.
+impl Sender {
+    /// Another handle on the same HTTP/2 connection (HTTP/1.1 handles are
+    /// not shared).
+    fn share(&self) -> Option<Self> {
+        match self {
+            Self::Http1(_) => None,
+            Self::Http2(sender) => Some(Self::Http2(sender.clone())),
+        }
+    }
+}
+
+/// One keep-alive connection; its driver runs on a task.
 async fn connect(authority: &str) -> Result<Sender, Error> {
-    let stream = TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("connect to {authority}: {e}"))?;
-    let (sender, connection) = client_http1::handshake(TokioIo::new(stream))
+    let stream = open(authority).await?;
+    let (sender, connection) = client_http1::handshake(stream)
         .await
         .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(sender)
+    Ok(Sender::Http1(sender))
+}
+
+/// One HTTP/2 connection (prior knowledge, no TLS); its driver runs on a task.
+async fn connect_h2(authority: &str) -> Result<Sender, Error> {
+    let stream = open(authority).await?;
+    let (sender, connection) = client_http2::Builder::new(TokioExecutor::new())
+        .handshake(stream)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake with {authority}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(Sender::Http2(sender))
+}
+
+async fn open(authority: &str) -> Result<TokioIo<TcpStream>, Error> {
+    let stream = TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("connect to {authority}: {e}"))?;
+    Ok(TokioIo::new(stream))
 }
 
 fn post(authority: &str, path: &str, token: Option<&str>, body: &str) -> Result<Request<Full<Bytes>>, Error> {
@@ -165,15 +203,30 @@ fn post(authority: &str, path: &str, token: Option<&str>, body: &str) -> Result<
 }
 
 /// Sends `request` and reads the whole answer.
-async fn exchange(sender: &mut Sender, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
-    sender
-        .ready()
-        .await
-        .map_err(|e| format!("connection closed before sending: {e}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
+async fn exchange(sender: &mut Sender, mut request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
+    let response = match sender {
+        Sender::Http1(sender) => {
+            sender
+                .ready()
+                .await
+                .map_err(|e| format!("connection closed before sending: {e}"))?;
+            sender.send_request(request).await
+        }
+        Sender::Http2(sender) => {
+            // HTTP/2 carries the authority in the URI (`:authority`), not in
+            // a Host header.
+            let host = request.headers_mut().remove(HOST);
+            let authority = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or_default();
+            let absolute = format!("http://{authority}{}", request.uri());
+            *request.uri_mut() = absolute.parse().map_err(|e| format!("bad URI {absolute}: {e}"))?;
+            sender
+                .ready()
+                .await
+                .map_err(|e| format!("connection closed before sending: {e}"))?;
+            sender.send_request(request).await
+        }
+    }
+    .map_err(|e| format!("request failed: {e}"))?;
     let status = response.status();
     let body = response
         .into_body()
@@ -297,6 +350,19 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/PID/stat` (clock ticks of 10 ms on Linux).
+fn cpu_ms(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may itself hold spaces; utime and
+    // stime are fields 14 and 15 of the whole line.
+    let after = stat.rsplit_once(')')?.1;
+    let mut fields = after.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10)
+}
+
 struct Outcome {
     sent: Duration,
     done: Duration,
@@ -307,7 +373,14 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let (authority, path) = split_url(args.required("url")?)?;
     let body: Arc<str> = Arc::from(args.required("body")?);
     let token: Option<Arc<str>> = read_token(args)?.map(Arc::from);
-    let connections: usize = args.number("connections", 10_000usize)?;
+    let calls: usize = args.number("calls", 10_000usize)?;
+    // With `--http2 STREAMS`, calls share HTTP/2 connections, STREAMS each
+    // (the host allows 200 concurrent streams per connection).
+    let http2: Option<usize> = args.get("http2").map(str::parse).transpose().map_err(|e| format!("--http2: {e}"))?;
+    if http2 == Some(0) {
+        return Err("--http2 must be positive".into());
+    }
+    let connections = http2.map_or(calls, |streams| calls.div_ceil(streams));
     let parallel: usize = args.number("connect-parallel", 200usize)?;
     let settle = Duration::from_millis(args.number("settle-ms", 500u64)?);
     let timeout = Duration::from_secs(args.number("timeout-s", 30u64)?);
@@ -318,8 +391,8 @@ async fn burst(args: &Args) -> Result<(), Error> {
         .transpose()
         .map_err(|e| format!("--rss-abort-mib: {e}"))?
         .map(|mib| mib * 1024);
-    if connections == 0 || parallel == 0 {
-        return Err("--connections and --connect-parallel must be positive".into());
+    if calls == 0 || parallel == 0 {
+        return Err("--calls and --connect-parallel must be positive".into());
     }
 
     // Phase 1, not timed: the client's connection pool.
@@ -331,7 +404,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
         let authority = authority.clone();
         connecting.spawn(async move {
             let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
-            connect(&authority).await
+            if http2.is_some() { connect_h2(&authority).await } else { connect(&authority).await }
         });
     }
     let mut senders = Vec::with_capacity(connections);
@@ -352,7 +425,8 @@ async fn burst(args: &Args) -> Result<(), Error> {
              (too many open files? this process and the host need `ulimit -n` above {connections})"
         ));
     }
-    println!("opened {connections} connections in {} ms", ms(started.elapsed()));
+    let protocol = if http2.is_some() { "HTTP/2" } else { "HTTP/1.1" };
+    println!("opened {connections} {protocol} connections in {} ms", ms(started.elapsed()));
     // Let the server accept the tail of the queue before the clock starts.
     tokio::time::sleep(settle).await;
 
@@ -376,11 +450,30 @@ async fn burst(args: &Args) -> Result<(), Error> {
         })
     });
     let rss_before = watch.and_then(memory_kib);
+    // Who spent the two cores during the timed phase: the host, the
+    // `--cpu-pid` processes (the upstream) and this load generator.
+    let mut cpu_pids: Vec<(String, u32)> = watch.map(|pid| ("host".to_owned(), pid)).into_iter().collect();
+    for spec in args.all("cpu-pid") {
+        let (label, pid) = spec.split_once('=').ok_or_else(|| format!("--cpu-pid wants LABEL=PID, got {spec:?}"))?;
+        cpu_pids.push((label.to_owned(), pid.parse().map_err(|e| format!("--cpu-pid {spec}: {e}"))?));
+    }
+    cpu_pids.push(("loadgen".to_owned(), std::process::id()));
+    let cpu_before: Vec<Option<u64>> = cpu_pids.iter().map(|(_, pid)| cpu_ms(*pid)).collect();
 
-    // Phase 2, timed: one request on every connection at once.
+    // One sender per call: each HTTP/1.1 connection carries one call; an
+    // HTTP/2 connection's handle is shared by its streams.
+    let per_call: Vec<Sender> = match http2 {
+        None => senders,
+        Some(_) => (0..calls).filter_map(|i| senders[i % senders.len()].share()).collect(),
+    };
+    if per_call.len() != calls {
+        return Err(format!("{} senders for {calls} calls", per_call.len()));
+    }
+
+    // Phase 2, timed: all calls at once.
     let start = Instant::now();
     let mut firing = tokio::task::JoinSet::new();
-    for mut sender in senders {
+    for mut sender in per_call {
         let (authority, path, body, token) = (authority.clone(), path.clone(), body.clone(), token.clone());
         firing.spawn(async move {
             let sent = start.elapsed();
@@ -396,7 +489,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
             Outcome { sent, done: start.elapsed(), result }
         });
     }
-    let mut outcomes = Vec::with_capacity(connections);
+    let mut outcomes = Vec::with_capacity(calls);
     while let Some(joined) = firing.join_next().await {
         outcomes.push(joined.map_err(|e| format!("a request task failed: {e}"))?);
     }
@@ -407,6 +500,11 @@ async fn burst(args: &Args) -> Result<(), Error> {
         None => None,
     };
     let memory_after = watch.and_then(memory_kib);
+    let cpu_used: Vec<String> = cpu_pids
+        .iter()
+        .zip(&cpu_before)
+        .filter_map(|((label, pid), before)| Some(format!("cpu_{label}_ms={}", cpu_ms(*pid)?.saturating_sub((*before)?))))
+        .collect();
     let aborted = aborted.load(Ordering::Relaxed);
 
     let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.done.saturating_sub(o.sent)).collect();
@@ -420,7 +518,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
         }
     }
     println!(
-        "{ok}/{connections} succeeded; all answered {} ms after the first send (last send at {} ms); \
+        "{ok}/{calls} succeeded; all answered {} ms after the first send (last send at {} ms); \
          latency p50 {} ms, p99 {} ms, max {} ms",
         ms(wall),
         ms(last_send),
@@ -447,9 +545,11 @@ async fn burst(args: &Args) -> Result<(), Error> {
             rss_after / 1024
         );
     }
+    println!("CPU during the timed phase (ms): {}", cpu_used.join(" "));
     println!(
-        "RESULT connections={connections} ok={ok} failed={} wall_ms={} last_send_ms={} p50_ms={} p99_ms={} max_ms={} vmhwm_kib={hwm} rss_peak_sampled_kib={} aborted={aborted}",
-        connections - ok,
+        "RESULT {} calls={calls} connections={connections} ok={ok} failed={} wall_ms={} last_send_ms={} p50_ms={} p99_ms={} max_ms={} vmhwm_kib={hwm} rss_peak_sampled_kib={} aborted={aborted}",
+        cpu_used.join(" "),
+        calls - ok,
         ms(wall),
         ms(last_send),
         ms(percentile(&latencies, 50.0)),
@@ -652,7 +752,9 @@ fn main() -> ExitCode {
             "url",
             "body",
             "token-file",
-            "connections",
+            "calls",
+            "http2",
+            "cpu-pid",
             "connect-parallel",
             "settle-ms",
             "timeout-s",

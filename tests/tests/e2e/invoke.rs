@@ -228,3 +228,65 @@ async fn test_connection_runs_the_guest_check() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["message"], "echo is always reachable");
 }
+
+/// The API port also speaks HTTP/2 with prior knowledge (h2c), for clients
+/// and proxies that multiplex many calls over one connection: the invoke
+/// fast path and the router answer alike, and a refused call keeps its
+/// stable error code.
+#[tokio::test]
+async fn the_api_answers_http2_with_prior_knowledge() {
+    let host = Host::start(&[]);
+    let inst = host.instance(ECHO_WASM, json!({})).await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let invoke = |path: String, params: serde_json::Value| {
+        h2.post(host.v1(&path))
+            .bearer_auth(&host.token)
+            .json(&json!({ "parameters": params }))
+            .send()
+    };
+
+    // Concurrent calls on one connection: each stream gets its own answer.
+    let calls = (0..8).map(|n| {
+        invoke(
+            format!("/instances/{inst}/methods/echo"),
+            json!({ "message": format!("call {n}") }),
+        )
+    });
+    for (n, answer) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let answer = answer.unwrap();
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["data"]["message"], format!("call {n}"), "{body}");
+    }
+
+    // Through the router (a percent-encoded method name skips the fast path).
+    let answer = invoke(
+        format!("/instances/{inst}/methods/ech%6F"),
+        json!({ "message": "routed" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["data"]["message"], "routed", "{body}");
+
+    // Errors keep their codes over HTTP/2.
+    let answer = invoke(format!("/instances/{inst}/methods/nope"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "METHOD_NOT_FOUND", "{body}");
+    let answer = h2.get(host.v1("/connectors")).send().await.unwrap();
+    assert_eq!(answer.status(), 401);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED", "{body}");
+}
