@@ -128,6 +128,15 @@ mod tests {
             plain(Method::POST, "/v1/instances/inst_1/methods/echo"),
             Some(("inst_1".into(), "echo".into()))
         );
+        // hyper hands HTTP/2 requests over with the `:scheme` and
+        // `:authority` in the URI (absolute form); only the path counts.
+        assert_eq!(
+            plain(
+                Method::POST,
+                "http://127.0.0.1:8080/v1/instances/inst_1/methods/echo"
+            ),
+            Some(("inst_1".into(), "echo".into()))
+        );
     }
 
     #[test]

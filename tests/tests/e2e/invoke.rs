@@ -230,9 +230,9 @@ async fn test_connection_runs_the_guest_check() {
 }
 
 /// The API port also speaks HTTP/2 with prior knowledge (h2c), for clients
-/// and proxies that multiplex many calls over one connection: the invoke
-/// fast path and the router answer alike, and a refused call keeps its
-/// stable error code.
+/// and proxies that multiplex many calls over one connection: plain invoke
+/// calls (the fast path takes their absolute-form URIs: `api::fast`'s unit
+/// tests) and routed ones answer, and refusals keep their stable codes.
 #[tokio::test]
 async fn the_api_answers_http2_with_prior_knowledge() {
     let host = Host::start(&[]);
@@ -248,7 +248,7 @@ async fn the_api_answers_http2_with_prior_knowledge() {
             .send()
     };
 
-    // Concurrent calls on one connection: each stream gets its own answer.
+    // Concurrent calls over HTTP/2: each stream gets its own answer.
     let calls = (0..8).map(|n| {
         invoke(
             format!("/instances/{inst}/methods/echo"),
