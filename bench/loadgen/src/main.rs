@@ -156,44 +156,36 @@ impl Sender {
     }
 }
 
-/// One keep-alive connection; its driver runs on a task.
-async fn connect(authority: &str) -> Result<Sender, Error> {
-    let stream = open(authority).await?;
-    let (sender, connection) = client_http1::handshake(stream)
-        .await
-        .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(Sender::Http1(sender))
-}
-
-/// One HTTP/2 connection (prior knowledge, no TLS); its driver runs on a task.
-async fn connect_h2(authority: &str) -> Result<Sender, Error> {
-    let stream = open(authority).await?;
-    let (sender, connection) = client_http2::Builder::new(TokioExecutor::new())
-        .handshake(stream)
-        .await
-        .map_err(|e| format!("HTTP/2 handshake with {authority}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(Sender::Http2(sender))
-}
-
-async fn open(authority: &str) -> Result<TokioIo<TcpStream>, Error> {
+/// One keep-alive connection, HTTP/1.1 or HTTP/2 with prior knowledge (no
+/// TLS); its driver runs on a task.
+async fn connect(authority: &str, http2: bool) -> Result<Sender, Error> {
     let stream = TcpStream::connect(authority)
         .await
         .map_err(|e| format!("connect to {authority}: {e}"))?;
-    Ok(TokioIo::new(stream))
+    let stream = TokioIo::new(stream);
+    let handshake = |e: hyper::Error| format!("HTTP handshake with {authority}: {e}");
+    if http2 {
+        let (sender, connection) = client_http2::Builder::new(TokioExecutor::new())
+            .handshake(stream)
+            .await
+            .map_err(handshake)?;
+        tokio::spawn(connection);
+        Ok(Sender::Http2(sender))
+    } else {
+        let (sender, connection) = client_http1::handshake(stream).await.map_err(handshake)?;
+        tokio::spawn(connection);
+        Ok(Sender::Http1(sender))
+    }
 }
 
-fn post(authority: &str, path: &str, token: Option<&str>, body: &str) -> Result<Request<Full<Bytes>>, Error> {
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(HOST, authority)
-        .header(CONTENT_TYPE, "application/json");
+/// A `POST` of `body` to `path`, for `sender`'s protocol: HTTP/1.1 names the
+/// authority in a Host header, HTTP/2 in the URI (`:authority`).
+fn post(sender: &Sender, authority: &str, path: &str, token: Option<&str>, body: &str) -> Result<Request<Full<Bytes>>, Error> {
+    let mut request = Request::builder().method(Method::POST).header(CONTENT_TYPE, "application/json");
+    request = match sender {
+        Sender::Http1(_) => request.uri(path).header(HOST, authority),
+        Sender::Http2(_) => request.uri(format!("http://{authority}{path}")),
+    };
     if let Some(token) = token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
@@ -203,26 +195,15 @@ fn post(authority: &str, path: &str, token: Option<&str>, body: &str) -> Result<
 }
 
 /// Sends `request` and reads the whole answer.
-async fn exchange(sender: &mut Sender, mut request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
+async fn exchange(sender: &mut Sender, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
+    let closed = |e: hyper::Error| format!("connection closed before sending: {e}");
     let response = match sender {
         Sender::Http1(sender) => {
-            sender
-                .ready()
-                .await
-                .map_err(|e| format!("connection closed before sending: {e}"))?;
+            sender.ready().await.map_err(closed)?;
             sender.send_request(request).await
         }
         Sender::Http2(sender) => {
-            // HTTP/2 carries the authority in the URI (`:authority`), not in
-            // a Host header.
-            let host = request.headers_mut().remove(HOST);
-            let authority = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or_default();
-            let absolute = format!("http://{authority}{}", request.uri());
-            *request.uri_mut() = absolute.parse().map_err(|e| format!("bad URI {absolute}: {e}"))?;
-            sender
-                .ready()
-                .await
-                .map_err(|e| format!("connection closed before sending: {e}"))?;
+            sender.ready().await.map_err(closed)?;
             sender.send_request(request).await
         }
     }
@@ -404,7 +385,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
         let authority = authority.clone();
         connecting.spawn(async move {
             let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
-            if http2.is_some() { connect_h2(&authority).await } else { connect(&authority).await }
+            connect(&authority, http2.is_some()).await
         });
     }
     let mut senders = Vec::with_capacity(connections);
@@ -464,11 +445,11 @@ async fn burst(args: &Args) -> Result<(), Error> {
     // HTTP/2 connection's handle is shared by its streams.
     let per_call: Vec<Sender> = match http2 {
         None => senders,
-        Some(_) => (0..calls).filter_map(|i| senders[i % senders.len()].share()).collect(),
+        Some(_) => (0..calls)
+            .map(|i| senders[i % senders.len()].share())
+            .collect::<Option<_>>()
+            .ok_or("an HTTP/1.1 connection cannot carry several calls")?,
     };
-    if per_call.len() != calls {
-        return Err(format!("{} senders for {calls} calls", per_call.len()));
-    }
 
     // Phase 2, timed: all calls at once.
     let start = Instant::now();
@@ -477,7 +458,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
         let (authority, path, body, token) = (authority.clone(), path.clone(), body.clone(), token.clone());
         firing.spawn(async move {
             let sent = start.elapsed();
-            let result = match post(&authority, &path, token.as_deref(), &body) {
+            let result = match post(&sender, &authority, &path, token.as_deref(), &body) {
                 Err(e) => Err(e),
                 Ok(request) => match tokio::time::timeout(timeout, exchange(&mut sender, request)).await {
                     Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
@@ -665,8 +646,9 @@ async fn restart(args: &Args) -> Result<(), Error> {
         for call in &calls {
             let (status, answer) = loop {
                 let attempt = async {
-                    let mut sender = connect(&authority).await?;
-                    exchange(&mut sender, post(&authority, &call.path, Some(&token), &call.body)?).await
+                    let mut sender = connect(&authority, false).await?;
+                    let request = post(&sender, &authority, &call.path, Some(&token), &call.body)?;
+                    exchange(&mut sender, request).await
                 };
                 match attempt.await {
                     Ok(answer) => break answer,
