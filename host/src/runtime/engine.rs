@@ -9,13 +9,65 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::Limits;
 
 /// How often the epoch advances. Deadlines are checked at this granularity,
 /// and a busy guest yields to the async executor this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Dirty pages of a freed linear memory slot, up to this many bytes, are
+/// reset in place when the kernel can list them (see [`pagemap_scan`]).
+///
+/// Measured with the `languages` bench (`fresh`) and `scripts/bench-scale`
+/// (2026-11-25): 256 KiB, 1 MiB and 4 MiB reset a Rust guest equally (~12 µs
+/// per fresh call); a JS guest dirties more per call and took 517, 431-477
+/// and 420 µs. Each slot a call has used keeps up to this much resident
+/// after the call, so the smallest size that covers a JS call bounds what a
+/// burst leaves behind.
+const KEEP_RESIDENT_WITH_PAGEMAP: usize = 1 << 20;
+
+/// Whether wasmtime can use Linux's `PAGEMAP_SCAN` ioctl (kernel 6.7+) here.
+///
+/// With it, a freed pool slot is reset by copying back only the pages the
+/// guest wrote, up to the keep-resident size, and those pages stay mapped.
+/// Without it the slot is reset with `madvise(MADV_DONTNEED)`, which flushes
+/// the TLB of every core running a host thread, and the next instance in the
+/// slot faults its pages in again; or, with keep-resident set, by `memset`
+/// over the whole kept range, which makes all of it resident whether the
+/// guest touched it or not.
+fn pagemap_scan() -> bool {
+    PoolingAllocationConfig::is_pagemap_scan_available()
+}
+
+/// How much of a freed linear memory slot is reset in place rather than
+/// decommitted.
+fn memory_keep_resident(limits: &Limits, pagemap_scan: bool) -> usize {
+    if pagemap_scan {
+        // Only written pages are reset and kept, so this costs what guests
+        // really touched: in place of a `madvise` and the page faults after it
+        // per fresh instance. A Rust `echo` instantiated and called fresh:
+        // 32.4 → 12.7 µs; JS 989 → 420-477 µs; Python 1.47 → 0.95-1.08 ms
+        // (`languages` bench, `fresh`); `scripts/bench-load`'s
+        // `plugboard-cold` 17.2k → 35.1k req/s. The price is memory a burst
+        // leaves behind: after 10,000 concurrent calls of a Rust guest the host
+        // kept 1,084-1,177 MiB instead of 662-712 (about 40 KiB per slot used).
+        KEEP_RESIDENT_WITH_PAGEMAP
+    } else if limits.warm_instances == 0 {
+        // Keeping the first pages resident with `memset` halves the cost of a
+        // fresh instance per call: `plugboard-cold`, 11.0-11.5k req/s with
+        // 4 MiB kept vs 6.7-7.9k with none.
+        4 << 20
+    } else {
+        // With warm instances (the default) a call rarely instantiates, and
+        // `memset` made a Rust guest's whole ~1.1 MiB memory resident in every
+        // slot in use: 2,000 concurrent calls on a slow upstream peaked at
+        // 2,479 MiB RSS and took 4.6 s, against 493 MiB and 2.1 s with none
+        // (`scripts/bench-scale`).
+        0
+    }
+}
 
 /// Builds the engine for these limits.
 pub fn build(limits: &Limits) -> Result<Engine> {
@@ -51,23 +103,23 @@ pub fn build(limits: &Limits) -> Result<Engine> {
     // One linear memory may be as big as the whole per-instance cap; the
     // store's limiter enforces the cap on the *sum* of memories.
     pool.max_memory_size(usize::try_from(limits.max_memory_bytes)?);
-    // Keeping the first pages of linear memories resident between uses
-    // halves the cost of a fresh instance per call (madvise and page faults
-    // dominate otherwise): `scripts/bench-load`'s `plugboard-cold`, 11.0-11.5k
-    // req/s with 4 MiB kept vs 6.7-7.9k with none. But with it, a Rust
-    // guest's whole ~1.1 MiB memory was resident in every slot in use
-    // (pmap during a burst: 2,000 fully resident 1 MiB regions in the
-    // memory slots): 2,000 concurrent calls on a slow upstream peaked at
-    // 2,479 MiB RSS and took 4.6 s, against 493 MiB and 2.1 s with none
-    // (`scripts/bench-scale`). With warm instances (the default) a call
-    // rarely instantiates, so slots are seldom reused and only the memory
-    // cost remains: keep nothing. Without them, keep 4 MiB.
-    pool.linear_memory_keep_resident(if limits.warm_instances == 0 {
-        4 << 20
-    } else {
-        0
-    });
+    let pagemap = pagemap_scan();
+    if pagemap {
+        pool.pagemap_scan(Enabled::Yes);
+    }
+    let keep_resident = memory_keep_resident(limits, pagemap);
+    pool.linear_memory_keep_resident(keep_resident);
     pool.table_keep_resident(64 << 10);
+    tracing::info!(
+        pagemap_scan = pagemap,
+        memory_keep_resident = keep_resident,
+        "guest pool slots are reset {}",
+        if pagemap {
+            "in place (only the pages a guest wrote)"
+        } else {
+            "with madvise/memset (PAGEMAP_SCAN needs Linux 6.7+)"
+        }
+    );
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(Engine::new(&config)?)
 }
@@ -105,5 +157,44 @@ impl Drop for EpochTicker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(warm_instances: u32) -> Limits {
+        Limits {
+            warm_instances,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn pagemap_keeps_the_same_bound_with_and_without_warm_instances() {
+        assert_eq!(
+            memory_keep_resident(&limits(0), true),
+            KEEP_RESIDENT_WITH_PAGEMAP
+        );
+        assert_eq!(
+            memory_keep_resident(&limits(256), true),
+            KEEP_RESIDENT_WITH_PAGEMAP
+        );
+    }
+
+    #[test]
+    fn without_pagemap_only_a_host_without_warm_instances_keeps_pages() {
+        // `memset` over the kept range would make it all resident in every
+        // slot a burst uses.
+        assert_eq!(memory_keep_resident(&limits(256), false), 0);
+        assert_eq!(memory_keep_resident(&limits(0), false), 4 << 20);
+    }
+
+    #[test]
+    fn the_engine_builds_whether_or_not_the_kernel_can_scan() {
+        // `pagemap_scan(Enabled::Yes)` makes `Engine::new` fail where the
+        // ioctl is missing, so it is only asked for where it was found.
+        build(&limits(256)).expect("engine");
     }
 }

@@ -211,3 +211,58 @@ async fn a_full_instance_pool_answers_503_and_recovers() {
     assert_error(&busy.await.unwrap(), 504, "TIMEOUT_ERROR");
     still_serving(&host, &echo).await;
 }
+
+/// Calls `residue` and returns its report.
+async fn residue(host: &Host, instance: &str) -> serde_json::Value {
+    let (status, body) = host.invoke(instance, "residue", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
+/// A new guest instance starts from the component's own memory, whatever ran
+/// in its pool slot before. The host resets slots in place (only the pages a
+/// guest wrote, where the kernel can list them) instead of unmapping them, so
+/// this checks the reset, not just a fresh mapping.
+#[tokio::test]
+async fn a_new_guest_instance_sees_nothing_an_earlier_one_left() {
+    // No warm instances: every call instantiates. One instance at a time: every
+    // call runs in the slot the call before it used.
+    let host = Host::start(&["--warm-instances", "0", "--max-instances", "1"]);
+    let config = json!({"allowed": "http://127.0.0.1:9"});
+    let a = host.instance(HOSTILE_WASM, config.clone()).await;
+    let (status, b) = host
+        .post(
+            "/instances",
+            json!({"connector": "hostile", "name": "second", "config": config}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let b = b["id"].as_str().unwrap().to_owned();
+    let first = residue(&host, &a).await;
+    for instance in [&a, &b, &a] {
+        let report = residue(&host, instance).await;
+        assert_eq!(report["calls"], 0, "{report}");
+        assert_eq!(report["imageIntact"], true, "{report}");
+        assert_eq!(report["grownZero"], true, "{report}");
+        // The page was grown at the same address: the check looked where the
+        // call before had written.
+        assert_eq!(report["grownAt"], first["grownAt"], "{report}");
+    }
+}
+
+/// The other side of the check above: a warm instance (the same instance
+/// and config, one call after another) keeps its memory, and `residue` sees
+/// it. This is what makes a clean report above mean something.
+#[tokio::test]
+async fn a_warm_instance_keeps_its_memory_between_calls() {
+    let host = Host::start(&[]);
+    let a = host
+        .instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"}))
+        .await;
+    let first = residue(&host, &a).await;
+    assert_eq!(first["calls"], 0, "{first}");
+    let second = residue(&host, &a).await;
+    assert_eq!(second["calls"], 1, "{second}");
+    assert_eq!(second["imageIntact"], false, "{second}");
+    assert_eq!(second["grownZero"], false, "{second}");
+}

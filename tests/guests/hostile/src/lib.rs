@@ -3,10 +3,12 @@
 //! Each method attacks one limit of the host: `spin` the CPU deadline,
 //! `allocate` the memory cap, `panic` and `abort` trap handling, `fetch` the
 //! egress policy (any URL, method and headers, so tests can also try
-//! undeclared hosts, private addresses and header smuggling). The only
-//! declared host is the instance config's `allowed` URL.
+//! undeclared hosts, private addresses and header smuggling), `residue` what
+//! an earlier guest left in the memory it runs in. The only declared host is
+//! the instance config's `allowed` URL.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use plugboard_guest::http::Request;
 use plugboard_guest::prelude::*;
@@ -83,6 +85,10 @@ impl Connector for Hostile {
         .method::<PanicParams, ()>("panic", "Panics with `message`.")
         .method::<FetchParams, FetchResult>("fetch", "Requests `url` and returns status, headers and body.")
         .method::<NoParams, ()>("abort", "Calls `std::process::abort()`.")
+        .method::<NoParams, Value>(
+            "residue",
+            "Reports what earlier calls left in this guest's memory, then leaves its own marks.",
+        )
         .config_schema::<HostileConfig>()
         .host("{allowed}")
     }
@@ -104,9 +110,69 @@ impl Connector for Hostile {
             "panic" => params.call(|p: PanicParams| -> Result<()> { panic!("{}", p.message) }),
             "fetch" => params.call(fetch),
             "abort" => params.call(|_: NoParams| -> Result<()> { std::process::abort() }),
+            "residue" => params.call(|_: NoParams| residue()),
             other => Err(Error::unknown_method(other)),
         }
     }
+}
+
+/// Initialised data: part of the component's memory image.
+static mut PATTERN: [u8; 8192] = [0xA5; 8192];
+/// Zero-initialised data (`.bss`): after the image, zero in a new instance.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+/// Where `residue` grew its page, once it has (0: not yet in this instance).
+static GROWN_AT: AtomicU32 = AtomicU32::new(0);
+
+/// Reads three marks an earlier guest in the same memory would have left, in
+/// each kind of memory a pool slot holds: initialised data (the image), zeroed
+/// data, and a page grown at run time. Then leaves the marks itself. A new
+/// instance must report `{"calls": 0, "imageIntact": true, "grownZero": true}`
+/// whatever ran in its slot before.
+#[allow(
+    unsafe_code,
+    reason = "reads what is left in raw guest memory, on purpose"
+)]
+fn residue() -> Result<Value> {
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: a guest runs one call at a time on one thread; nothing else
+    // holds a reference to `PATTERN`.
+    let pattern = unsafe { &mut *std::ptr::addr_of_mut!(PATTERN) };
+    let image_intact = pattern.iter().all(|&b| std::hint::black_box(b) == 0xA5);
+    pattern.fill(0x5A);
+    std::hint::black_box(&pattern);
+    // A page grown outside the allocator (the allocator grows past it, so
+    // nothing else writes there). In a new instance it is the first page after
+    // the initial memory, at the same address every time.
+    let mut at = GROWN_AT.load(Ordering::Relaxed);
+    if at == 0 {
+        let old_pages = grow_one_page();
+        if old_pages == usize::MAX {
+            return Err(Error::permanent("memory.grow failed"));
+        }
+        at = u32::try_from(old_pages * 65536).map_err(|_| Error::permanent("memory too big"))?;
+        GROWN_AT.store(at, Ordering::Relaxed);
+    }
+    let page = at as usize as *mut u8;
+    // SAFETY: `page` starts a 64 KiB page this function grew and owns.
+    let grown = unsafe { std::slice::from_raw_parts_mut(page, 65536) };
+    let grown_zero = grown.iter().all(|&b| std::hint::black_box(b) == 0);
+    grown.fill(0xFF);
+    std::hint::black_box(&grown);
+    Ok(
+        json!({ "calls": calls, "imageIntact": image_intact, "grownZero": grown_zero, "grownAt": at }),
+    )
+}
+
+/// Grows linear memory by one page: the old size in pages, or `usize::MAX`.
+#[cfg(target_arch = "wasm32")]
+fn grow_one_page() -> usize {
+    core::arch::wasm32::memory_grow(0, 1)
+}
+
+/// Native builds (workspace checks) have no linear memory to grow.
+#[cfg(not(target_arch = "wasm32"))]
+fn grow_one_page() -> usize {
+    usize::MAX
 }
 
 /// Burns CPU until the host interrupts it.
