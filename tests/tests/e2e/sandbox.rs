@@ -252,17 +252,29 @@ async fn a_new_guest_instance_sees_nothing_an_earlier_one_left() {
 
 /// The other side of the check above: a warm instance (the same instance
 /// and config, one call after another) keeps its memory, and `residue` sees
-/// it. This is what makes a clean report above mean something.
+/// it, which is what makes a clean report above mean something. Another
+/// instance of the same connector never gets that warm guest.
 #[tokio::test]
-async fn a_warm_instance_keeps_its_memory_between_calls() {
+async fn a_warm_guest_keeps_its_memory_for_its_own_instance_only() {
     let host = Host::start(&[]);
-    let a = host
-        .instance(HOSTILE_WASM, json!({"allowed": "http://127.0.0.1:9"}))
-        .await;
+    let config = json!({"allowed": "http://127.0.0.1:9"});
+    let a = host.instance(HOSTILE_WASM, config.clone()).await;
     let first = residue(&host, &a).await;
     assert_eq!(first["calls"], 0, "{first}");
     let second = residue(&host, &a).await;
     assert_eq!(second["calls"], 1, "{second}");
     assert_eq!(second["imageIntact"], false, "{second}");
     assert_eq!(second["grownZero"], false, "{second}");
+    // `a`'s guest is idle and warm now; `b` must get a clean one.
+    let (status, b) = host
+        .post(
+            "/instances",
+            json!({"connector": "hostile", "name": "other", "config": config}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let report = residue(&host, b["id"].as_str().unwrap()).await;
+    assert_eq!(report["calls"], 0, "{report}");
+    assert_eq!(report["imageIntact"], true, "{report}");
+    assert_eq!(report["grownZero"], true, "{report}");
 }
