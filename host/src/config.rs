@@ -65,6 +65,10 @@ pub struct Limits {
     /// later calls of the *same* instance with the same config (0: a fresh
     /// guest instance for every call).
     pub warm_instances: u32,
+    /// Where Linux can list the pages a guest wrote (6.7+): how many bytes
+    /// of them a freed linear memory slot resets in place and keeps
+    /// resident for its next instance (0: decommit them all).
+    pub pool_keep_resident_bytes: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +81,8 @@ impl Default for Limits {
             max_request_bytes: 4 << 20,
             max_instances: 1000,
             warm_instances: 256,
+            // See `runtime/engine.rs` for the measurements behind 1 MiB.
+            pool_keep_resident_bytes: 1 << 20,
         }
     }
 }
@@ -200,11 +206,15 @@ pub struct Overrides {
     #[arg(long, env = "PLUGBOARD_MAX_INSTANCES")]
     pub max_instances: Option<u32>,
     /// Idle guest instances kept warm for reuse by the same instance's
-    /// next calls (0: a fresh guest instance for every call, and the first
-    /// 4 MiB of each guest memory slot stay resident between calls, which
-    /// makes that faster at the cost of memory).
+    /// next calls (0: a fresh guest instance for every call).
     #[arg(long, env = "PLUGBOARD_WARM_INSTANCES")]
     pub warm_instances: Option<u32>,
+    /// On Linux 6.7+: KiB of the pages a guest wrote that a freed guest
+    /// memory slot resets in place and keeps for the next instance (faster
+    /// fresh instances; each slot used holds up to this much). 0: release
+    /// them all.
+    #[arg(long, env = "PLUGBOARD_POOL_KEEP_RESIDENT_KIB")]
+    pub pool_keep_resident_kib: Option<usize>,
     /// Log format.
     #[arg(long, env = "PLUGBOARD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -301,6 +311,7 @@ struct FileLimits {
     max_request_kib: Option<usize>,
     max_instances: Option<u32>,
     warm_instances: Option<u32>,
+    pool_keep_resident_kib: Option<usize>,
 }
 
 impl Settings {
@@ -349,6 +360,16 @@ impl Settings {
             0,
             u64::from(max_instances / 2),
         )?;
+        let keep_resident_kib = overrides
+            .pool_keep_resident_kib
+            .or(fl.pool_keep_resident_kib)
+            .unwrap_or(defaults.pool_keep_resident_bytes >> 10);
+        check_range(
+            "pool_keep_resident_kib",
+            keep_resident_kib as u64,
+            0,
+            memory_mib << 10,
+        )?;
         let retention_days = overrides
             .audit_retention_days
             .or(file.audit.retention_days)
@@ -377,6 +398,7 @@ impl Settings {
                 max_request_bytes: request_kib << 10,
                 max_instances,
                 warm_instances,
+                pool_keep_resident_bytes: keep_resident_kib << 10,
             },
             egress,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
@@ -588,5 +610,25 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("invoke_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn pool_keep_resident_defaults_to_1_mib_and_stays_within_the_memory_cap() {
+        let default = Settings::resolve(&Overrides::default()).unwrap();
+        assert_eq!(default.limits.pool_keep_resident_bytes, 1 << 20);
+        let none = Settings::resolve(&Overrides {
+            pool_keep_resident_kib: Some(0),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(none.limits.pool_keep_resident_bytes, 0);
+        // More than a guest may have is a mistake, not a larger cache.
+        let err = Settings::resolve(&Overrides {
+            max_memory_mib: Some(16),
+            pool_keep_resident_kib: Some(32 << 10),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("pool_keep_resident_kib"), "{err}");
     }
 }

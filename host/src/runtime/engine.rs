@@ -17,17 +17,6 @@ use crate::config::Limits;
 /// and a busy guest yields to the async executor this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Dirty pages of a freed linear memory slot, up to this many bytes, are
-/// reset in place when the kernel can list them (see [`pagemap_scan`]).
-///
-/// Measured with the `languages` bench (`fresh`) and `scripts/bench-scale`
-/// (2026-11-25): 256 KiB, 1 MiB and 4 MiB reset a Rust guest equally (~12 µs
-/// per fresh call); a JS guest dirties more per call and took 517, 431-477
-/// and 420 µs. Each slot a call has used keeps up to this much resident
-/// after the call, so the smallest size that covers a JS call bounds what a
-/// burst leaves behind.
-const KEEP_RESIDENT_WITH_PAGEMAP: usize = 1 << 20;
-
 /// Whether wasmtime can use Linux's `PAGEMAP_SCAN` ioctl (kernel 6.7+) here.
 ///
 /// With it, a freed pool slot is reset by copying back only the pages the
@@ -43,17 +32,26 @@ fn pagemap_scan() -> bool {
 
 /// How much of a freed linear memory slot is reset in place rather than
 /// decommitted.
+///
+/// With the scan, `Limits::pool_keep_resident_bytes` (1 MiB by default).
+/// Measured with the `languages` bench (`fresh`, 2026-11-25): 256 KiB, 1 MiB
+/// and 4 MiB reset a Rust guest equally (~12 µs per fresh call); a JS guest
+/// writes more per call and took 517, 431-477 and 420 µs. Each slot a call
+/// has used keeps up to this much resident after the call, so the smallest
+/// size that covers a JS call bounds what a burst leaves behind.
 fn memory_keep_resident(limits: &Limits, pagemap_scan: bool) -> usize {
     if pagemap_scan {
         // Only written pages are reset and kept, so this costs what guests
-        // really touched: in place of a `madvise` and the page faults after it
-        // per fresh instance. A Rust `echo` instantiated and called fresh:
-        // 32.4 → 12.7 µs; JS 989 → 420-477 µs; Python 1.47 → 0.95-1.08 ms
-        // (`languages` bench, `fresh`); `scripts/bench-load`'s
-        // `plugboard-cold` 17.2k → 35.1k req/s. The price is memory a burst
+        // really touched, in place of a `madvise` and the page faults after
+        // it (or a `memset` over 4 MiB) per fresh instance. A Rust `echo`
+        // instantiated and called fresh: 27.0 µs released with `madvise`,
+        // 32.4 µs with 4 MiB `memset`, 12.2-14.0 µs in place; JS 724 / 989 /
+        // 432-477 µs; Python 1.31 / 1.47 / 0.95-1.08 ms (`languages` bench,
+        // `fresh`); `scripts/bench-load`'s `plugboard-cold` (4 MiB `memset`
+        // before) 17.2k → 35.1k req/s. The price is memory a burst
         // leaves behind: after 10,000 concurrent calls of a Rust guest the host
         // kept 1,084-1,177 MiB instead of 662-712 (about 40 KiB per slot used).
-        KEEP_RESIDENT_WITH_PAGEMAP
+        limits.pool_keep_resident_bytes
     } else if limits.warm_instances == 0 {
         // Keeping the first pages resident with `memset` halves the cost of a
         // fresh instance per call: `plugboard-cold`, 11.0-11.5k req/s with
@@ -113,11 +111,11 @@ pub fn build(limits: &Limits) -> Result<Engine> {
     tracing::info!(
         pagemap_scan = pagemap,
         memory_keep_resident = keep_resident,
-        "guest pool slots are reset {}",
-        if pagemap {
-            "in place (only the pages a guest wrote)"
-        } else {
-            "with madvise/memset (PAGEMAP_SCAN needs Linux 6.7+)"
+        "freed guest memory slots are {}",
+        match (pagemap, keep_resident) {
+            (_, 0) => "released with madvise",
+            (true, _) => "reset in place (only the pages a guest wrote)",
+            (false, _) => "reset with memset over the kept range (PAGEMAP_SCAN needs Linux 6.7+)",
         }
     );
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -172,15 +170,13 @@ mod tests {
     }
 
     #[test]
-    fn pagemap_keeps_the_same_bound_with_and_without_warm_instances() {
-        assert_eq!(
-            memory_keep_resident(&limits(0), true),
-            KEEP_RESIDENT_WITH_PAGEMAP
-        );
-        assert_eq!(
-            memory_keep_resident(&limits(256), true),
-            KEEP_RESIDENT_WITH_PAGEMAP
-        );
+    fn pagemap_keeps_the_configured_bound_with_and_without_warm_instances() {
+        for warm in [0, 256] {
+            let mut l = limits(warm);
+            assert_eq!(memory_keep_resident(&l, true), 1 << 20, "default");
+            l.pool_keep_resident_bytes = 0;
+            assert_eq!(memory_keep_resident(&l, true), 0, "0 releases all");
+        }
     }
 
     #[test]

@@ -220,33 +220,42 @@ async fn residue(host: &Host, instance: &str) -> serde_json::Value {
 }
 
 /// A new guest instance starts from the component's own memory, whatever ran
-/// in its pool slot before. The host resets slots in place (only the pages a
-/// guest wrote, where the kernel can list them) instead of unmapping them, so
-/// this checks the reset, not just a fresh mapping.
+/// in its pool slot before, with either way of resetting a slot: in place
+/// (only the pages a guest wrote, where the kernel can list them; the
+/// default) or by releasing the pages (`--pool-keep-resident-kib 0`).
 #[tokio::test]
 async fn a_new_guest_instance_sees_nothing_an_earlier_one_left() {
-    // No warm instances: every call instantiates. One instance at a time: every
-    // call runs in the slot the call before it used.
-    let host = Host::start(&["--warm-instances", "0", "--max-instances", "1"]);
-    let config = json!({"allowed": "http://127.0.0.1:9"});
-    let a = host.instance(HOSTILE_WASM, config.clone()).await;
-    let (status, b) = host
-        .post(
-            "/instances",
-            json!({"connector": "hostile", "name": "second", "config": config}),
-        )
-        .await;
-    assert_eq!(status, 201, "{b}");
-    let b = b["id"].as_str().unwrap().to_owned();
-    let first = residue(&host, &a).await;
-    for instance in [&a, &b, &a] {
-        let report = residue(&host, instance).await;
-        assert_eq!(report["calls"], 0, "{report}");
-        assert_eq!(report["imageIntact"], true, "{report}");
-        assert_eq!(report["grownZero"], true, "{report}");
-        // The page was grown at the same address: the check looked where the
-        // call before had written.
-        assert_eq!(report["grownAt"], first["grownAt"], "{report}");
+    for keep_kib in ["1024", "0"] {
+        // No warm instances: every call instantiates. One instance at a
+        // time: every call runs in the slot the call before it used.
+        let host = Host::start(&[
+            "--warm-instances",
+            "0",
+            "--max-instances",
+            "1",
+            "--pool-keep-resident-kib",
+            keep_kib,
+        ]);
+        let config = json!({"allowed": "http://127.0.0.1:9"});
+        let a = host.instance(HOSTILE_WASM, config.clone()).await;
+        let (status, b) = host
+            .post(
+                "/instances",
+                json!({"connector": "hostile", "name": "second", "config": config}),
+            )
+            .await;
+        assert_eq!(status, 201, "{b}");
+        let b = b["id"].as_str().unwrap().to_owned();
+        let first = residue(&host, &a).await;
+        for instance in [&a, &b, &a] {
+            let report = residue(&host, instance).await;
+            assert_eq!(report["calls"], 0, "keep {keep_kib} KiB: {report}");
+            assert_eq!(report["imageIntact"], true, "keep {keep_kib} KiB: {report}");
+            assert_eq!(report["grownZero"], true, "keep {keep_kib} KiB: {report}");
+            // The page was grown at the same address: the check looked where
+            // the call before had written.
+            assert_eq!(report["grownAt"], first["grownAt"], "{report}");
+        }
     }
 }
 
