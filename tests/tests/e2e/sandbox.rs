@@ -219,6 +219,27 @@ async fn residue(host: &Host, instance: &str) -> serde_json::Value {
     body["data"].clone()
 }
 
+/// Two instances of the hostile connector with the same config.
+async fn two_hostile_instances(host: &Host) -> (String, String) {
+    let config = json!({"allowed": "http://127.0.0.1:9"});
+    let a = host.instance(HOSTILE_WASM, config.clone()).await;
+    let (status, b) = host
+        .post(
+            "/instances",
+            json!({"connector": "hostile", "name": "second", "config": config}),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    (a, b["id"].as_str().unwrap().to_owned())
+}
+
+/// What a guest that nothing ran in before must report.
+fn assert_clean(report: &serde_json::Value, context: &str) {
+    assert_eq!(report["calls"], 0, "{context}: {report}");
+    assert_eq!(report["imageIntact"], true, "{context}: {report}");
+    assert_eq!(report["grownZero"], true, "{context}: {report}");
+}
+
 /// A new guest instance starts from the component's own memory, whatever ran
 /// in its pool slot before, with either way of resetting a slot: in place
 /// (only the pages a guest wrote, where the kernel can list them; the
@@ -236,22 +257,11 @@ async fn a_new_guest_instance_sees_nothing_an_earlier_one_left() {
             "--pool-keep-resident-kib",
             keep_kib,
         ]);
-        let config = json!({"allowed": "http://127.0.0.1:9"});
-        let a = host.instance(HOSTILE_WASM, config.clone()).await;
-        let (status, b) = host
-            .post(
-                "/instances",
-                json!({"connector": "hostile", "name": "second", "config": config}),
-            )
-            .await;
-        assert_eq!(status, 201, "{b}");
-        let b = b["id"].as_str().unwrap().to_owned();
+        let (a, b) = two_hostile_instances(&host).await;
         let first = residue(&host, &a).await;
         for instance in [&a, &b, &a] {
             let report = residue(&host, instance).await;
-            assert_eq!(report["calls"], 0, "keep {keep_kib} KiB: {report}");
-            assert_eq!(report["imageIntact"], true, "keep {keep_kib} KiB: {report}");
-            assert_eq!(report["grownZero"], true, "keep {keep_kib} KiB: {report}");
+            assert_clean(&report, &format!("keep {keep_kib} KiB"));
             // The page was grown at the same address: the check looked where
             // the call before had written.
             assert_eq!(report["grownAt"], first["grownAt"], "{report}");
@@ -266,24 +276,12 @@ async fn a_new_guest_instance_sees_nothing_an_earlier_one_left() {
 #[tokio::test]
 async fn a_warm_guest_keeps_its_memory_for_its_own_instance_only() {
     let host = Host::start(&[]);
-    let config = json!({"allowed": "http://127.0.0.1:9"});
-    let a = host.instance(HOSTILE_WASM, config.clone()).await;
-    let first = residue(&host, &a).await;
-    assert_eq!(first["calls"], 0, "{first}");
+    let (a, b) = two_hostile_instances(&host).await;
+    assert_clean(&residue(&host, &a).await, "first call");
     let second = residue(&host, &a).await;
     assert_eq!(second["calls"], 1, "{second}");
     assert_eq!(second["imageIntact"], false, "{second}");
     assert_eq!(second["grownZero"], false, "{second}");
     // `a`'s guest is idle and warm now; `b` must get a clean one.
-    let (status, b) = host
-        .post(
-            "/instances",
-            json!({"connector": "hostile", "name": "other", "config": config}),
-        )
-        .await;
-    assert_eq!(status, 201, "{b}");
-    let report = residue(&host, b["id"].as_str().unwrap()).await;
-    assert_eq!(report["calls"], 0, "{report}");
-    assert_eq!(report["imageIntact"], true, "{report}");
-    assert_eq!(report["grownZero"], true, "{report}");
+    assert_clean(&residue(&host, &b).await, "another instance");
 }
