@@ -36,9 +36,9 @@ fn pagemap_scan() -> bool {
 /// With the scan, `Limits::pool_keep_resident_bytes` (1 MiB by default).
 /// Measured with the `languages` bench (`fresh`, 2026-11-25): 256 KiB, 1 MiB
 /// and 4 MiB reset a Rust guest equally (~12 µs per fresh call); a JS guest
-/// writes more per call and took 517, 431-477 and 420 µs. Each slot a call
-/// has used keeps up to this much resident after the call, so the smallest
-/// size that covers a JS call bounds what a burst leaves behind.
+/// writes more per call and took 517, 432-477 and 420 µs. Each slot a call
+/// has used keeps up to this much resident after the call: 1 MiB is the
+/// smallest size measured that brought JS within ~10 % of 4 MiB.
 fn memory_keep_resident(limits: &Limits, pagemap_scan: bool) -> usize {
     if pagemap_scan {
         // Only written pages are reset and kept, so this costs what guests
