@@ -38,7 +38,8 @@ fn pagemap_scan() -> bool {
 /// and 4 MiB reset a Rust guest equally (~12 µs per fresh call); a JS guest
 /// writes more per call and took 517, 432-477 and 420 µs. Each slot a call
 /// has used keeps up to this much resident after the call: 1 MiB is the
-/// smallest size measured that brought JS within ~10 % of 4 MiB.
+/// smallest size measured that brought JS within 3-14 % of 4 MiB (256 KiB:
+/// 23 % slower).
 fn memory_keep_resident(limits: &Limits, pagemap_scan: bool) -> usize {
     if pagemap_scan {
         // Only written pages are reset and kept, so this costs what guests
