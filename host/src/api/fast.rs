@@ -63,7 +63,7 @@ impl Service<Request> for Front {
         match plain_invoke(&request) {
             Some((id, method)) => {
                 let state = self.state.clone();
-                Box::pin(async move { Ok(invoke(state, request, id, method).await) })
+                Box::pin(invoke(state, request, id, method))
             }
             None => Box::pin(self.router.call(request)),
         }
@@ -91,17 +91,31 @@ fn plain_invoke(request: &Request) -> Option<(String, String)> {
 
 /// What the router does for the invoke route: [`observe::track`] around
 /// [`auth::require_token`] around [`instances::invoke`].
-async fn invoke(state: AppState, request: Request, id: String, method: String) -> Response {
+///
+/// The call's whole future is boxed once and lives as long as the call
+/// (through a slow upstream, seconds), so each layer is written to hold
+/// the next one's future once: made by a closure where it is awaited
+/// rather than bound to a local first, which `async` state keeps a second
+/// copy of. 10,000 calls in flight held ~16 KiB of future each before.
+async fn invoke(
+    state: AppState,
+    request: Request,
+    id: String,
+    method: String,
+) -> Result<Response, Infallible> {
     let target = invoke_target(&id);
-    let call = auth::guarded(&state, &target, request, |request| async {
-        let started = Instant::now();
-        let (parts, body) = request.into_parts();
-        instances::invoke_request(&state, &id, &method, false, &parts.headers, body, started)
-            .await
-            .map(axum::Json)
-            .into_response()
-    });
-    observe::tracked(INVOKE_ROUTE, Method::POST, call).await
+    let response = observe::tracked(INVOKE_ROUTE, Method::POST, || {
+        auth::guarded(&state, &target, request, |request| async {
+            let started = Instant::now();
+            let (parts, body) = request.into_parts();
+            instances::invoke_request(&state, &id, &method, false, &parts.headers, body, started)
+                .await
+                .map(axum::Json)
+                .into_response()
+        })
+    })
+    .await;
+    Ok(response)
 }
 
 /// The invoke request's target, as the router's [`Target::of`] reads it.
@@ -177,6 +191,47 @@ mod tests {
             .expect("the router serves the fast path's route");
         let post = item.post.as_ref().expect("as POST");
         assert_eq!(post.operation_id.as_deref(), Some("invokeMethod"));
+    }
+
+    /// Every call in flight holds the fast path's whole future until it
+    /// answers (seconds, on a slow upstream): a layer that keeps a second
+    /// copy of the future inside it shows here first. Before the layers
+    /// were written to hold it once it was 18,080 bytes here (heaptrack
+    /// counted ~15.8 KiB per call in a release build), after, 5,584.
+    #[tokio::test]
+    async fn an_invoke_call_holds_each_layers_future_once() {
+        use std::sync::Arc;
+
+        let dir = std::env::temp_dir().join(format!(
+            "pb-fast-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        let store: Arc<dyn crate::store::Store> =
+            Arc::new(crate::store::SledStore::open(&dir).expect("a store"));
+        let settings = crate::config::Settings::resolve(&crate::config::Overrides {
+            data_dir: Some(dir.clone()),
+            max_instances: Some(1),
+            ..Default::default()
+        })
+        .expect("settings");
+        let broker = Arc::new(crate::egress::Broker::new(settings.egress.clone()));
+        let runtime =
+            crate::runtime::Runtime::new(settings.limits.clone(), broker).expect("runtime");
+        let vault = crate::vault::Vault::new(crate::vault::MasterKey::generate(), vec![]);
+        let audit = crate::audit::AuditLog::start(store.clone()).expect("audit log");
+        let state = AppState::new(store, Arc::new(runtime), Arc::new(vault), settings, audit);
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/instances/inst_1/methods/echo")
+            .body(axum::body::Body::empty())
+            .expect("a valid request");
+
+        let call = invoke(state, request, "inst_1".into(), "echo".into());
+        let size = std::mem::size_of_val(&call);
+        drop(call);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(size <= 8 << 10, "the invoke route's future is {size} bytes");
     }
 
     #[test]

@@ -15,8 +15,12 @@ tokio::task_local! {
 }
 
 /// Runs `f` with `actor` as the current actor.
-pub async fn acting<F: Future>(actor: Actor, f: F) -> F::Output {
-    ACTOR.scope(actor, f).await
+///
+/// Not an `async fn`: one would hold `f` twice in its state, as its
+/// argument and inside the scope future it awaits, and every call in
+/// flight carries the whole state (see [`crate::api::fast`]).
+pub fn acting<F: Future>(actor: Actor, f: F) -> impl Future<Output = F::Output> {
+    ACTOR.scope(actor, f)
 }
 
 /// The current actor; the host itself outside any [`acting`] scope.
