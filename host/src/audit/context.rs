@@ -18,7 +18,7 @@ tokio::task_local! {
 ///
 /// Not an `async fn`: one would hold `f` twice in its state, as its
 /// argument and inside the scope future it awaits, and every call in
-/// flight carries the whole state (see [`crate::api::fast`]).
+/// flight carries the whole state (see `api/fast.rs`).
 pub fn acting<F: Future>(actor: Actor, f: F) -> impl Future<Output = F::Output> {
     ACTOR.scope(actor, f)
 }
