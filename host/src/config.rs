@@ -589,6 +589,7 @@ mod tests {
             default.audit_retention,
             Some(Duration::from_secs(90 * 86_400))
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -603,6 +604,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
 
         let err = Settings::resolve(&Overrides {
             invoke_timeout_ms: Some(0),
