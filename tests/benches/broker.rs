@@ -142,6 +142,7 @@ fn main() {
         let caller = Caller {
             connector: Arc::from("bench@1"),
             instance: Some(Arc::from("inst_bench")),
+            invocation: Arc::from("inv_bench"),
         };
         let allowlist = Arc::new(
             Allowlist::resolve(

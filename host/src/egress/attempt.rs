@@ -177,7 +177,7 @@ pub(super) async fn send(
                 );
                 let index = record(OutboundOutcome::Status(status));
                 tracing::debug!(connector = %o.caller.connector, instance = ?o.caller.instance,
-                    method = %o.method, upstream = %o.upstream, status, attempt, ?elapsed, "outbound request");
+                    invocation = %o.caller.invocation, method = %o.method, upstream = %o.upstream, status, attempt, ?elapsed, "outbound request");
                 // A 401 to credentials the host injected: renew them once
                 // (OAuth refresh) and send again; a second 401 goes to the
                 // guest, so there is no loop.
@@ -188,7 +188,8 @@ pub(super) async fn send(
                 {
                     reauthed = true;
                     if let Some(plan) = reauth().await {
-                        tracing::info!(connector = %o.caller.connector, upstream = %o.upstream, "credentials renewed after a 401; sending again");
+                        tracing::info!(connector = %o.caller.connector, invocation = %o.caller.invocation,
+                            upstream = %o.upstream, "credentials renewed after a 401; sending again");
                         let mut with_auth = http::Request::from_parts(parts, ());
                         plan.apply(&mut with_auth);
                         parts = with_auth.into_parts().0;
@@ -223,7 +224,8 @@ pub(super) async fn send(
                     AttemptOutcome::Other
                 };
                 let retry = o.retry_delay(attempt, &kind);
-                tracing::info!(connector = %o.caller.connector, upstream = %o.upstream, attempt, reason = %e.detail, "outbound request failed");
+                tracing::info!(connector = %o.caller.connector, invocation = %o.caller.invocation,
+                    upstream = %o.upstream, attempt, reason = %e.detail, "outbound request failed");
                 record(OutboundOutcome::Failed(e.detail));
                 match retry {
                     Some(delay) => o.backoff(delay, "transport failure").await,
@@ -234,7 +236,8 @@ pub(super) async fn send(
                 o.broker.breakers().record(permit, false, Instant::now());
                 let retry = o.retry_delay(attempt, &AttemptOutcome::TimedOut);
                 let message = format!("no response headers within {first_byte:?}");
-                tracing::info!(connector = %o.caller.connector, upstream = %o.upstream, attempt, %message, "outbound request timed out");
+                tracing::info!(connector = %o.caller.connector, invocation = %o.caller.invocation,
+                    upstream = %o.upstream, attempt, %message, "outbound request timed out");
                 record(OutboundOutcome::Timeout(message));
                 match retry {
                     Some(delay) => o.backoff(delay, "timeout").await,
@@ -280,13 +283,15 @@ impl Outbound {
 
     async fn backoff(&self, delay: Duration, why: &str) {
         tracing::info!(connector = %self.caller.connector, instance = ?self.caller.instance,
-            method = %self.method, upstream = %self.upstream, ?delay, why, "retrying outbound request");
+            invocation = %self.caller.invocation, method = %self.method, upstream = %self.upstream,
+            ?delay, why, "retrying outbound request");
         tokio::time::sleep(delay).await;
     }
 
     fn warn(&self, reason: &str) {
         tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,
-            method = %self.method, upstream = %self.upstream, reason, "outbound request refused");
+            invocation = %self.caller.invocation, method = %self.method, upstream = %self.upstream,
+            reason, "outbound request refused");
     }
 
     /// Journals one attempt (and audits it if it carried credentials);

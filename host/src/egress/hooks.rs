@@ -73,6 +73,10 @@ pub struct Caller {
     pub connector: Arc<str>,
     /// Instance id; `None` while describing an upload.
     pub instance: Option<Arc<str>>,
+    /// Id of the call whose guest sends (`inv_…`), named on the broker's
+    /// log lines: they are not inside the call's span (wasi-http runs the
+    /// request on a task of its own).
+    pub invocation: Arc<str>,
 }
 
 /// Per-invocation hooks.
@@ -125,7 +129,8 @@ impl EgressHooks {
         code: HttpError,
     ) -> SendFuture {
         tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,
-            method = %method, %upstream, reason = ?outcome, "outbound request refused");
+            invocation = %self.caller.invocation, method = %method, %upstream, reason = ?outcome,
+            "outbound request refused");
         let record =
             OutboundRecord::new(method.to_string(), upstream, 1, Decision::Denied, outcome);
         if credentialed && let Some(audit) = &self.policy.audit {
@@ -245,7 +250,8 @@ impl WasiHttpHooks for EgressHooks {
             let replaced = plan.apply(&mut request);
             if !replaced.is_empty() {
                 tracing::warn!(connector = %self.caller.connector, instance = ?self.caller.instance,
-                    %upstream, ?replaced, "the connector set auth headers or parameters the host owns; the host's values were used");
+                    invocation = %self.caller.invocation, %upstream, ?replaced,
+                    "the connector set auth headers or parameters the host owns; the host's values were used");
             }
         }
         let idempotent =

@@ -159,9 +159,24 @@ async fn undeclared_hosts_are_denied() {
         other.requests().is_empty(),
         "a denied request reached the upstream"
     );
+    let log = host.log();
+    assert!(log.contains("outbound request denied"), "denial not logged");
+    // The broker's refusal line names the call it belongs to: the same
+    // invocation id as that call's outbound summary line.
+    let refused = log
+        .lines()
+        .find(|l| l.contains("outbound request refused"))
+        .unwrap_or_else(|| panic!("no refusal line:\n{log}"));
+    let id = refused
+        .split("invocation=")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ',']).next())
+        .filter(|id| id.starts_with("inv_"))
+        .unwrap_or_else(|| panic!("the refusal line names no invocation: {refused}"));
     assert!(
-        host.log().contains("outbound request denied"),
-        "denial not logged"
+        log.lines()
+            .any(|l| l.contains("plugboard::outbound") && l.contains(id)),
+        "no outbound summary line for {id}:\n{log}"
     );
     still_serving(&host, &echo).await;
 }
