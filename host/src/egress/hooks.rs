@@ -74,8 +74,8 @@ pub struct Caller {
     /// Instance id; `None` while describing an upload.
     pub instance: Option<Arc<str>>,
     /// Id of the call whose guest sends (`inv_…`), named on the broker's
-    /// log lines: they are not inside the call's span (wasi-http runs the
-    /// request on a task of its own).
+    /// log lines: the call's span is debug-level, and the request itself
+    /// runs on a task wasi-http spawns, outside that span anyway.
     pub invocation: Arc<str>,
 }
 
