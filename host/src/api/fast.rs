@@ -202,13 +202,8 @@ mod tests {
     async fn an_invoke_call_holds_each_layers_future_once() {
         use std::sync::Arc;
 
-        let dir = std::env::temp_dir().join(format!(
-            "pb-fast-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ));
-        let store: Arc<dyn crate::store::Store> =
-            Arc::new(crate::store::SledStore::open(&dir).expect("a store"));
+        let (store, dir) = crate::store::testing::temp_store();
+        let store: Arc<dyn crate::store::Store> = Arc::new(store);
         let settings = crate::config::Settings::resolve(&crate::config::Overrides {
             data_dir: Some(dir.clone()),
             max_instances: Some(1),
