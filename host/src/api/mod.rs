@@ -75,7 +75,7 @@ pub struct Shared {
     /// When each token's `lastUsedAt` was last written (Unix ms), so it is
     /// written at most once a minute per token rather than per request.
     token_seen: Mutex<HashMap<String, u64>>,
-    /// Compiled params and result validators per (digest, method):
+    /// Compiled params and result validators per digest and method:
     /// compiling a JSON Schema costs far more than validating against it.
     validators: Mutex<ValidatorCache>,
     /// Per-instance call contexts (records and prepared egress pieces).
@@ -85,8 +85,9 @@ pub struct Shared {
     tokens: fresh::Fresh<[u8; 32], Arc<crate::store::TokenRecord>>,
 }
 
-/// Key: (component digest, method name).
-type ValidatorCache = HashMap<(String, String), Arc<instances::MethodSchemas>>;
+/// By component digest, then method name (two levels, so a lookup borrows
+/// both and allocates nothing).
+type ValidatorCache = HashMap<String, HashMap<String, Arc<instances::MethodSchemas>>>;
 
 impl AppState {
     /// Bundles the parts.

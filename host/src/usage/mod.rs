@@ -112,16 +112,21 @@ impl Usage {
         f: impl FnOnce(&mut InstanceUsage),
     ) {
         let mut map = self.lock();
-        // Look up before inserting: no owned key on every call.
-        if !map.contains_key(instance) {
-            map.insert(instance.to_owned(), InstanceUsage::new(connector, now));
+        // Look up before inserting: no owned key, and one hash, on every call.
+        match map.get_mut(instance) {
+            Some(entry) => {
+                // After an upgrade the instance's usage counts for the new version.
+                if entry.connector != connector {
+                    entry.connector = connector.to_owned();
+                }
+                f(entry);
+            }
+            None => {
+                let mut entry = InstanceUsage::new(connector, now);
+                f(&mut entry);
+                map.insert(instance.to_owned(), entry);
+            }
         }
-        let entry = map.get_mut(instance).expect("inserted above");
-        // After an upgrade the instance's usage counts for the new version.
-        if entry.connector != connector {
-            entry.connector = connector.to_owned();
-        }
-        f(entry);
     }
 
     /// Records how a call of `instance` ended.
