@@ -204,13 +204,14 @@ pub fn http_request(route: &str, method: &str, status: http::StatusCode, duratio
 /// allocation per label) and look it up in the registry on every use: per
 /// invocation that was ~4 % of the host's CPU under load (perf). A handle
 /// found here is an atomic add. Label values are bounded (module docs), so
-/// this never grows past the label sets actually seen.
+/// no thread's map grows past the label sets actually seen.
 ///
 /// One per thread (each use is a `thread_local!`): a shared map behind a
 /// mutex, and cloning the handles out of it, put a lock and four reference
 /// counts that every worker writes on each request's path (perf: ~2 % of
-/// the host's CPU, some of it waiting on the lock; ~0.5 % per thread). The
-/// handles point at the same metrics whichever thread found them.
+/// the host's CPU, some of it waiting on the lock; the per-thread lookup
+/// is ~0.5 %). The handles point at the same metrics whichever thread
+/// found them.
 struct Handles<V> {
     /// By a hash of the labels; each bucket compares the labels themselves.
     /// FxHash: the labels are bounded and not chosen by callers (module

@@ -1324,7 +1324,8 @@ mod tests {
         let hex = a.strip_prefix("inv_").expect("the prefix");
         assert_eq!(hex.len(), 32, "{a}");
         assert!(
-            hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
             "{a}"
         );
         assert_ne!(a, new_invocation_id(), "two calls, two ids");
