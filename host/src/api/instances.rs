@@ -977,12 +977,16 @@ fn duration_ms(started: Instant) -> f64 {
 }
 
 /// A fresh id for one call (`inv_` + 32 hex characters).
-fn new_invocation_id() -> String {
-    // By hand rather than `format!`: every call makes one.
-    let mut buf = [0u8; 4 + uuid::fmt::Simple::LENGTH];
-    buf[..4].copy_from_slice(b"inv_");
-    uuid::Uuid::new_v4().simple().encode_lower(&mut buf[4..]);
-    String::from_utf8_lossy(&buf).into_owned()
+pub(super) fn new_invocation_id() -> String {
+    // Without `format!`'s machinery: every call makes one.
+    let mut id = String::with_capacity(4 + uuid::fmt::Simple::LENGTH);
+    id.push_str("inv_");
+    id.push_str(
+        uuid::Uuid::new_v4()
+            .simple()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
+    id
 }
 
 pub(super) async fn run(

@@ -123,7 +123,7 @@ pub async fn ingress(
             .collect(),
         body: body.to_vec(),
     };
-    let invocation_id = format!("inv_{}", uuid::Uuid::new_v4().simple());
+    let invocation_id = super::instances::new_invocation_id();
     let started = std::time::Instant::now();
     let output = async {
         let called = crate::audit::acting(
