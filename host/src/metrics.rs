@@ -207,8 +207,9 @@ pub fn http_request(route: &str, method: &str, status: http::StatusCode, duratio
 /// no thread's map grows past the label sets actually seen.
 ///
 /// One per thread (each use is a `thread_local!`): a shared map behind a
-/// mutex, and cloning the handles out of it, put a lock and four reference
-/// counts that every worker writes on each request's path (perf: ~2 % of
+/// mutex, and cloning the handles out of it (and dropping the clones), put
+/// a lock and four writes to reference counts on each request's path, all
+/// of them shared by every worker (perf: ~2 % of
 /// the host's CPU, some of it waiting on the lock; the per-thread lookup
 /// is ~0.5 %). The handles point at the same metrics whichever thread
 /// found them.
