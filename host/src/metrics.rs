@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash as _, Hasher as _};
 use std::sync::OnceLock;
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram, counter, gauge, histogram};
@@ -129,12 +130,15 @@ pub fn invocation(connector: &str, method: &str, code: &'static str, duration: D
                 "connector" => connector.to_owned(), "method" => method.to_owned()),
         )
     };
-    HANDLES.with(|h| {
-        h.with(&[connector, method, code], make, |(calls, durations)| {
+    with_handles(
+        &HANDLES,
+        &[connector, method, code],
+        make,
+        |(calls, durations)| {
             calls.increment(1);
             durations.record(duration);
-        });
-    });
+        },
+    );
 }
 
 /// One call's outbound attempts.
@@ -166,7 +170,7 @@ pub fn component_load(source: &'static str) {
         static HANDLES: Handles<Counter> = Handles::default();
     }
     let make = || counter!("plugboard_component_loads_total", "source" => source);
-    HANDLES.with(|h| h.with(&[source], make, |loads| loads.increment(1)));
+    with_handles(&HANDLES, &[source], make, |loads| loads.increment(1));
 }
 
 /// Time to instantiate a component for one call.
@@ -188,15 +192,10 @@ pub fn http_request(route: &str, method: &str, status: http::StatusCode, duratio
                 "route" => route.to_owned(), "method" => method.to_owned()),
         )
     };
-    HANDLES.with(|h| {
-        h.with(
-            &[route, method, status.as_str()],
-            make,
-            |(requests, durations)| {
-                requests.increment(1);
-                durations.record(duration);
-            },
-        );
+    let labels = [route, method, status.as_str()];
+    with_handles(&HANDLES, &labels, make, |(requests, durations)| {
+        requests.increment(1);
+        durations.record(duration);
     });
 }
 
@@ -209,10 +208,9 @@ pub fn http_request(route: &str, method: &str, status: http::StatusCode, duratio
 /// One per thread (each use is a `thread_local!`): a shared map behind a
 /// mutex, and cloning the handles out of it (and dropping the clones), put
 /// a lock and four writes to reference counts on each request's path, all
-/// of them shared by every worker (perf: ~2 % of
-/// the host's CPU, some of it waiting on the lock; the per-thread lookup
-/// is ~0.5 %). The handles point at the same metrics whichever thread
-/// found them.
+/// of them shared by every worker (perf: ~2 % of the host's CPU, some of it
+/// waiting on the lock; the per-thread lookup is ~0.5 %). The handles point
+/// at the same metrics whichever thread found them.
 struct Handles<V> {
     /// By a hash of the labels; each bucket compares the labels themselves.
     /// FxHash: the labels are bounded and not chosen by callers (module
@@ -232,13 +230,20 @@ impl<V> Default for Handles<V> {
 /// The label sets (and their handles) that share a hash.
 type Bucket<V> = Vec<(Box<[Box<str>]>, V)>;
 
-impl<V> Handles<V> {
-    /// Runs `f` on the handles for `labels`, made by `make` the first time.
-    fn with(&self, labels: &[&str], make: impl FnOnce() -> V, f: impl FnOnce(&V)) {
-        let mut hasher = FxHasher::default();
-        labels.hash(&mut hasher);
-        let mut map = self.by_hash.borrow_mut();
-        let bucket = map.entry(hasher.finish()).or_default();
+/// Runs `f` on this thread's handles for `labels` in `cache`, made by `make`
+/// the first time this thread sees them.
+fn with_handles<V: 'static>(
+    cache: &'static LocalKey<Handles<V>>,
+    labels: &[&str],
+    make: impl FnOnce() -> V,
+    f: impl FnOnce(&V),
+) {
+    let mut hasher = FxHasher::default();
+    labels.hash(&mut hasher);
+    let hash = hasher.finish();
+    cache.with(|cache| {
+        let mut map = cache.by_hash.borrow_mut();
+        let bucket = map.entry(hash).or_default();
         let same = |seen: &[Box<str>]| seen.iter().map(|s| &**s).eq(labels.iter().copied());
         match bucket.iter().find(|(seen, _)| same(seen)) {
             Some((_, handles)) => f(handles),
@@ -249,7 +254,7 @@ impl<V> Handles<V> {
                 bucket.push((key, handles));
             }
         }
-    }
+    });
 }
 
 /// The exposition text, with the circuit gauges read now.
