@@ -3,11 +3,12 @@
 //!
 //! - `slow-upstream [--listen 127.0.0.1:0] [--delay-ms 1000]`: a loopback
 //!   HTTP server that answers every request `200 {"ok":true}` after the
-//!   delay; `GET /__stats` answers at once with the number of requests served
-//!   and the most that were in flight together.
+//!   delay; `GET /__stats` answers at once with the number of requests served,
+//!   the most that were in flight together and the wall-clock times of the
+//!   first and last request and the last answer since `GET /__stats/reset`.
 //! - `burst --url URL --body JSON [--token-file F] [--calls 10000] [--http2 STREAMS]
 //!   [--connect-parallel 200] [--settle-ms 500] [--timeout-s 30]
-//!   [--watch-pid PID [--rss-abort-mib N]]`: opens the keep-alive connections first (not
+//!   [--watch-pid PID [--rss-abort-mib N]] [--upstream URL]`: opens the keep-alive connections first (not
 //!   timed: a client pool): one HTTP/1.1 connection per call, or with
 //!   `--http2` one HTTP/2 connection (prior knowledge) per STREAMS calls.
 //!   Then it sends all the calls (`POST`) at once and times them all: wall time from the first send to the last answer, latency
@@ -15,7 +16,11 @@
 //!   `--rss-abort-mib`, the watched process is killed (SIGKILL) as soon as
 //!   its RSS passes N MiB: a guard for a shared machine, reported as a
 //!   failure. It also reports the CPU time the watched process, each
-//!   `--cpu-pid LABEL=PID` and itself used during the timed phase.
+//!   `--cpu-pid LABEL=PID` and itself used during the timed phase, when
+//!   10/50/90 % of the calls had answered, and, with `--upstream` (a
+//!   `slow-upstream`), when the first and last request reached it and when
+//!   it sent its last answer: whether calls wait in front of the upstream
+//!   or behind it.
 //! - `restart --token-file F --call 'LABEL PATH BODY' [--call …] [--repeat 5]
 //!   -- CMD ARGS…`: starts the host command, waits for its `listening on
 //!   http://…` line, then invokes each call in order (a `POST` of BODY to
@@ -70,9 +75,14 @@ impl Args {
                 return Err(format!("unexpected argument {word:?}"));
             };
             if !known.contains(&name) {
-                return Err(format!("unknown flag --{name} (known: --{})", known.join(", --")));
+                return Err(format!(
+                    "unknown flag --{name} (known: --{})",
+                    known.join(", --")
+                ));
             }
-            let value = iter.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = iter
+                .next()
+                .ok_or_else(|| format!("--{name} needs a value"))?;
             flags.push((name.to_owned(), value.clone()));
         }
         Ok(Self { flags, rest })
@@ -95,7 +105,8 @@ impl Args {
     }
 
     fn required(&self, name: &str) -> Result<&str, Error> {
-        self.get(name).ok_or_else(|| format!("--{name} is required"))
+        self.get(name)
+            .ok_or_else(|| format!("--{name} is required"))
     }
 
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, Error>
@@ -180,8 +191,16 @@ async fn connect(authority: &str, http2: bool) -> Result<Sender, Error> {
 
 /// A `POST` of `body` to `path`, for `sender`'s protocol: HTTP/1.1 names the
 /// authority in a Host header, HTTP/2 in the URI (`:authority`).
-fn post(sender: &Sender, authority: &str, path: &str, token: Option<&str>, body: &str) -> Result<Request<Full<Bytes>>, Error> {
-    let mut request = Request::builder().method(Method::POST).header(CONTENT_TYPE, "application/json");
+fn post(
+    sender: &Sender,
+    authority: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Result<Request<Full<Bytes>>, Error> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .header(CONTENT_TYPE, "application/json");
     request = match sender {
         Sender::Http1(_) => request.uri(path).header(HOST, authority),
         Sender::Http2(_) => request.uri(format!("http://{authority}{path}")),
@@ -195,7 +214,10 @@ fn post(sender: &Sender, authority: &str, path: &str, token: Option<&str>, body:
 }
 
 /// Sends `request` and reads the whole answer.
-async fn exchange(sender: &mut Sender, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
+async fn exchange(
+    sender: &mut Sender,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes), Error> {
     let closed = |e: hyper::Error| format!("connection closed before sending: {e}");
     let response = match sender {
         Sender::Http1(sender) => {
@@ -222,7 +244,11 @@ async fn exchange(sender: &mut Sender, request: Request<Full<Bytes>>) -> Result<
 fn error_label(status: StatusCode, body: &[u8]) -> String {
     let code = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_owned));
+        .and_then(|v| {
+            v.pointer("/error/code")
+                .and_then(|c| c.as_str())
+                .map(str::to_owned)
+        });
     match code {
         Some(code) => format!("{} {code}", status.as_u16()),
         None => format!(
@@ -247,11 +273,38 @@ fn ms(d: Duration) -> String {
 
 // ---------------------------------------------------------- slow upstream
 
-#[derive(Default)]
 struct UpstreamStats {
     served: AtomicU64,
     in_flight: AtomicI64,
     max_in_flight: AtomicI64,
+    /// Wall-clock milliseconds (Unix epoch) of the first and last request
+    /// to arrive and the last answer handed to hyper since the last
+    /// `/__stats/reset`: where a burst's calls spend their time is then
+    /// visible from outside the host (before the upstream, in it, after it).
+    first_arrival: AtomicU64,
+    last_arrival: AtomicU64,
+    last_answer: AtomicU64,
+}
+
+impl Default for UpstreamStats {
+    fn default() -> Self {
+        Self {
+            served: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+            max_in_flight: AtomicI64::new(0),
+            first_arrival: AtomicU64::new(u64::MAX),
+            last_arrival: AtomicU64::new(0),
+            last_answer: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: comparable between this process's
+/// commands, unlike `Instant`.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn json_response(body: String) -> Response<Full<Bytes>> {
@@ -270,14 +323,23 @@ async fn slow_upstream(args: &Args) -> Result<(), Error> {
         .map_err(|e| format!("--listen: {e}"))?;
     let delay = Duration::from_millis(args.number("delay-ms", 1000u64)?);
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-    socket.set_reuseaddr(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
-    socket.bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+    socket
+        .set_reuseaddr(true)
+        .map_err(|e| format!("SO_REUSEADDR: {e}"))?;
+    socket
+        .bind(listen)
+        .map_err(|e| format!("bind {listen}: {e}"))?;
     // A deep accept queue: thousands of connections arrive within
     // milliseconds, and a dropped SYN costs a 1 s retransmit (the kernel caps
     // this at net.core.somaxconn).
     let listener = socket.listen(65_535).map_err(|e| format!("listen: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
-    println!("slow-upstream listening on http://{bound} (delay {} ms)", delay.as_millis());
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("local_addr: {e}"))?;
+    println!(
+        "slow-upstream listening on http://{bound} (delay {} ms)",
+        delay.as_millis()
+    );
     let stats = Arc::new(UpstreamStats::default());
     loop {
         let stream = match listener.accept().await {
@@ -293,20 +355,33 @@ async fn slow_upstream(args: &Args) -> Result<(), Error> {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let stats = stats.clone();
                 async move {
+                    if request.uri().path() == "/__stats/reset" {
+                        stats.first_arrival.store(u64::MAX, Ordering::Relaxed);
+                        stats.last_arrival.store(0, Ordering::Relaxed);
+                        stats.last_answer.store(0, Ordering::Relaxed);
+                        return Ok::<_, Infallible>(json_response("{}".to_owned()));
+                    }
                     if request.uri().path() == "/__stats" {
                         let body = format!(
-                            r#"{{"served":{},"inFlight":{},"maxInFlight":{}}}"#,
+                            r#"{{"served":{},"inFlight":{},"maxInFlight":{},"firstArrivalUnixMs":{},"lastArrivalUnixMs":{},"lastAnswerUnixMs":{}}}"#,
                             stats.served.load(Ordering::Relaxed),
                             stats.in_flight.load(Ordering::Relaxed),
-                            stats.max_in_flight.load(Ordering::Relaxed)
+                            stats.max_in_flight.load(Ordering::Relaxed),
+                            stats.first_arrival.load(Ordering::Relaxed),
+                            stats.last_arrival.load(Ordering::Relaxed),
+                            stats.last_answer.load(Ordering::Relaxed),
                         );
                         return Ok::<_, Infallible>(json_response(body));
                     }
+                    let arrived = unix_ms();
+                    stats.first_arrival.fetch_min(arrived, Ordering::Relaxed);
+                    stats.last_arrival.fetch_max(arrived, Ordering::Relaxed);
                     let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
                     stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
                     tokio::time::sleep(delay).await;
                     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                     stats.served.fetch_add(1, Ordering::Relaxed);
+                    stats.last_answer.fetch_max(unix_ms(), Ordering::Relaxed);
                     Ok(json_response(r#"{"ok":true}"#.to_owned()))
                 }
             });
@@ -357,7 +432,11 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let calls: usize = args.number("calls", 10_000usize)?;
     // With `--http2 STREAMS`, calls share HTTP/2 connections, STREAMS each
     // (the host allows 200 concurrent streams per connection).
-    let http2: Option<usize> = args.get("http2").map(str::parse).transpose().map_err(|e| format!("--http2: {e}"))?;
+    let http2: Option<usize> = args
+        .get("http2")
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| format!("--http2: {e}"))?;
     if http2 == Some(0) {
         return Err("--http2 must be positive".into());
     }
@@ -365,7 +444,16 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let parallel: usize = args.number("connect-parallel", 200usize)?;
     let settle = Duration::from_millis(args.number("settle-ms", 500u64)?);
     let timeout = Duration::from_secs(args.number("timeout-s", 30u64)?);
-    let watch: Option<u32> = args.get("watch-pid").map(str::parse).transpose().map_err(|e| format!("--watch-pid: {e}"))?;
+    let watch: Option<u32> = args
+        .get("watch-pid")
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| format!("--watch-pid: {e}"))?;
+    // The slow upstream's address, for its timeline of this burst.
+    let upstream: Option<String> = args
+        .get("upstream")
+        .map(|url| split_url(url).map(|(authority, _)| authority))
+        .transpose()?;
     let rss_abort_kib: Option<u64> = args
         .get("rss-abort-mib")
         .map(str::parse::<u64>)
@@ -406,8 +494,15 @@ async fn burst(args: &Args) -> Result<(), Error> {
              (too many open files? this process and the host need `ulimit -n` above {connections})"
         ));
     }
-    let protocol = if http2.is_some() { "HTTP/2" } else { "HTTP/1.1" };
-    println!("opened {connections} {protocol} connections in {} ms", ms(started.elapsed()));
+    let protocol = if http2.is_some() {
+        "HTTP/2"
+    } else {
+        "HTTP/1.1"
+    };
+    println!(
+        "opened {connections} {protocol} connections in {} ms",
+        ms(started.elapsed())
+    );
     // Let the server accept the tail of the queue before the clock starts.
     tokio::time::sleep(settle).await;
 
@@ -420,9 +515,16 @@ async fn burst(args: &Args) -> Result<(), Error> {
             while !stop.load(Ordering::Relaxed) {
                 if let Some((_, rss)) = memory_kib(pid) {
                     peak = peak.max(rss);
-                    if rss_abort_kib.is_some_and(|cap| rss > cap) && !aborted.swap(true, Ordering::Relaxed) {
-                        eprintln!("loadgen burst: process {pid} passed {} MiB RSS: killing it", rss / 1024);
-                        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                    if rss_abort_kib.is_some_and(|cap| rss > cap)
+                        && !aborted.swap(true, Ordering::Relaxed)
+                    {
+                        eprintln!(
+                            "loadgen burst: process {pid} passed {} MiB RSS: killing it",
+                            rss / 1024
+                        );
+                        let _ = std::process::Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -433,10 +535,18 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let rss_before = watch.and_then(memory_kib);
     // Who spent the two cores during the timed phase: the host, the
     // `--cpu-pid` processes (the upstream) and this load generator.
-    let mut cpu_pids: Vec<(String, u32)> = watch.map(|pid| ("host".to_owned(), pid)).into_iter().collect();
+    let mut cpu_pids: Vec<(String, u32)> = watch
+        .map(|pid| ("host".to_owned(), pid))
+        .into_iter()
+        .collect();
     for spec in args.all("cpu-pid") {
-        let (label, pid) = spec.split_once('=').ok_or_else(|| format!("--cpu-pid wants LABEL=PID, got {spec:?}"))?;
-        cpu_pids.push((label.to_owned(), pid.parse().map_err(|e| format!("--cpu-pid {spec}: {e}"))?));
+        let (label, pid) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--cpu-pid wants LABEL=PID, got {spec:?}"))?;
+        cpu_pids.push((
+            label.to_owned(),
+            pid.parse().map_err(|e| format!("--cpu-pid {spec}: {e}"))?,
+        ));
     }
     cpu_pids.push(("loadgen".to_owned(), std::process::id()));
     let cpu_before: Vec<Option<u64>> = cpu_pids.iter().map(|(_, pid)| cpu_ms(*pid)).collect();
@@ -451,23 +561,35 @@ async fn burst(args: &Args) -> Result<(), Error> {
             .ok_or("an HTTP/1.1 connection cannot carry several calls")?,
     };
 
+    if let Some(upstream) = &upstream {
+        get_json(upstream, "/__stats/reset").await?;
+    }
+
     // Phase 2, timed: all calls at once.
+    let start_unix_ms = unix_ms();
     let start = Instant::now();
     let mut firing = tokio::task::JoinSet::new();
     for mut sender in per_call {
-        let (authority, path, body, token) = (authority.clone(), path.clone(), body.clone(), token.clone());
+        let (authority, path, body, token) =
+            (authority.clone(), path.clone(), body.clone(), token.clone());
         firing.spawn(async move {
             let sent = start.elapsed();
             let result = match post(&sender, &authority, &path, token.as_deref(), &body) {
                 Err(e) => Err(e),
-                Ok(request) => match tokio::time::timeout(timeout, exchange(&mut sender, request)).await {
-                    Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
-                    Ok(Err(e)) => Err(e),
-                    Ok(Ok((status, _))) if status == StatusCode::OK => Ok(status),
-                    Ok(Ok((status, answer))) => Err(error_label(status, &answer)),
-                },
+                Ok(request) => {
+                    match tokio::time::timeout(timeout, exchange(&mut sender, request)).await {
+                        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+                        Ok(Err(e)) => Err(e),
+                        Ok(Ok((status, _))) if status == StatusCode::OK => Ok(status),
+                        Ok(Ok((status, answer))) => Err(error_label(status, &answer)),
+                    }
+                }
             };
-            Outcome { sent, done: start.elapsed(), result }
+            Outcome {
+                sent,
+                done: start.elapsed(),
+                result,
+            }
         });
     }
     let mut outcomes = Vec::with_capacity(calls);
@@ -484,11 +606,19 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let cpu_used: Vec<String> = cpu_pids
         .iter()
         .zip(&cpu_before)
-        .filter_map(|((label, pid), before)| Some(format!("cpu_{label}_ms={}", cpu_ms(*pid)?.saturating_sub((*before)?))))
+        .filter_map(|((label, pid), before)| {
+            Some(format!(
+                "cpu_{label}_ms={}",
+                cpu_ms(*pid)?.saturating_sub((*before)?)
+            ))
+        })
         .collect();
     let aborted = aborted.load(Ordering::Relaxed);
 
-    let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.done.saturating_sub(o.sent)).collect();
+    let mut latencies: Vec<Duration> = outcomes
+        .iter()
+        .map(|o| o.done.saturating_sub(o.sent))
+        .collect();
     latencies.sort_unstable();
     let last_send = outcomes.iter().map(|o| o.sent).max().unwrap_or_default();
     let ok = outcomes.iter().filter(|o| o.result.is_ok()).count();
@@ -509,6 +639,32 @@ async fn burst(args: &Args) -> Result<(), Error> {
     );
     for (error, count) in &errors {
         println!("  {count} × {error}");
+    }
+    let mut answered: Vec<Duration> = outcomes.iter().map(|o| o.done).collect();
+    answered.sort_unstable();
+    println!(
+        "answered by: 10% {} ms, 50% {} ms, 90% {} ms",
+        ms(percentile(&answered, 10.0)),
+        ms(percentile(&answered, 50.0)),
+        ms(percentile(&answered, 90.0)),
+    );
+    if let Some(upstream) = &upstream {
+        let stats = get_json(upstream, "/__stats").await?;
+        let at = |field: &str| {
+            stats[field]
+                .as_u64()
+                .filter(|&t| t != 0 && t != u64::MAX)
+                .map_or("-".to_owned(), |t| {
+                    format!("{}", i128::from(t) - i128::from(start_unix_ms))
+                })
+        };
+        println!(
+            "upstream (ms after the first send, wall clock): first request at {}, last request at {}, last answer at {}; at most {} held at once",
+            at("firstArrivalUnixMs"),
+            at("lastArrivalUnixMs"),
+            at("lastAnswerUnixMs"),
+            stats["maxInFlight"]
+        );
     }
     if aborted {
         println!(
@@ -552,11 +708,13 @@ struct Call {
 fn parse_call(spec: &str) -> Result<Call, Error> {
     let mut parts = spec.splitn(3, ' ');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(label), Some(path), Some(body)) if !label.is_empty() && path.starts_with('/') => Ok(Call {
-            label: label.to_owned(),
-            path: path.to_owned(),
-            body: body.to_owned(),
-        }),
+        (Some(label), Some(path), Some(body)) if !label.is_empty() && path.starts_with('/') => {
+            Ok(Call {
+                label: label.to_owned(),
+                path: path.to_owned(),
+                body: body.to_owned(),
+            })
+        }
         _ => Err(format!("--call {spec:?}: expected 'LABEL /path JSON-BODY'")),
     }
 }
@@ -580,7 +738,8 @@ async fn stop_child(child: &mut tokio::process::Child) -> Result<(), Error> {
     }
 }
 
-async fn get_healthz(authority: &str) -> Result<serde_json::Value, Error> {
+/// `GET path` on `authority` over a fresh HTTP/1.1 connection, as JSON.
+async fn get_json(authority: &str, path: &str) -> Result<serde_json::Value, Error> {
     let stream = TcpStream::connect(authority)
         .await
         .map_err(|e| format!("connect to {authority}: {e}"))?;
@@ -590,13 +749,21 @@ async fn get_healthz(authority: &str) -> Result<serde_json::Value, Error> {
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let request = Request::get("/healthz")
+    let request = Request::get(path)
         .header(HOST, authority)
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| format!("/healthz: {e}"))?;
-    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    serde_json::from_slice(&body).map_err(|e| format!("/healthz is not JSON: {e}"))
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{path}: {e}"))?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| format!("{path} is not JSON: {e}"))
 }
 
 async fn restart(args: &Args) -> Result<(), Error> {
@@ -631,7 +798,12 @@ async fn restart(args: &Args) -> Result<(), Error> {
         let authority = loop {
             let line = tokio::time::timeout_at((spawned + deadline).into(), lines.next_line())
                 .await
-                .map_err(|_| format!("the host printed no `listening on` line within {} s", deadline.as_secs()))?
+                .map_err(|_| {
+                    format!(
+                        "the host printed no `listening on` line within {} s",
+                        deadline.as_secs()
+                    )
+                })?
                 .map_err(|e| format!("reading the host's stdout: {e}"))?
                 .ok_or("the host exited before listening (its log is above)")?;
             if let Some(url) = line.split("listening on ").nth(1) {
@@ -674,7 +846,7 @@ async fn restart(args: &Args) -> Result<(), Error> {
             }
             timings.push((call.label.clone(), spawned.elapsed()));
         }
-        let health = get_healthz(&authority).await?;
+        let health = get_json(&authority, "/healthz").await?;
         let runtime = health.get("runtime").cloned().unwrap_or_default();
         let count = |k: &str| runtime.get(k).and_then(|v| v.as_u64()).unwrap_or(u64::MAX);
         let memory = child.id().and_then(memory_kib).map_or(0, |m| m.1);
@@ -710,7 +882,10 @@ async fn restart(args: &Args) -> Result<(), Error> {
 /// Resolves on SIGINT or SIGTERM, naming the signal.
 async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => tokio::select! {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
@@ -742,6 +917,7 @@ fn main() -> ExitCode {
             "timeout-s",
             "watch-pid",
             "rss-abort-mib",
+            "upstream",
         ],
         "restart" => &["token-file", "call", "repeat", "deadline-s"],
         _ => {
@@ -756,7 +932,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("loadgen: cannot start the runtime: {e}");
