@@ -69,6 +69,12 @@ pub struct Limits {
     /// of them a freed linear memory slot resets in place and keeps
     /// resident for its next instance (0: decommit them all).
     pub pool_keep_resident_bytes: usize,
+    /// Fresh guest instances get their data by copy and their function
+    /// tables filled up front, instead of a copy-on-write mapping of the
+    /// memory image and tables filled on first use (see
+    /// `runtime/engine.rs`: faster for small guests in a burst, a private
+    /// copy of the whole image per instance for large ones).
+    pub eager_instance_init: bool,
 }
 
 impl Default for Limits {
@@ -83,6 +89,7 @@ impl Default for Limits {
             warm_instances: 256,
             // See `runtime/engine.rs` for the measurements behind 1 MiB.
             pool_keep_resident_bytes: 1 << 20,
+            eager_instance_init: false,
         }
     }
 }
@@ -215,6 +222,13 @@ pub struct Overrides {
     /// them all.
     #[arg(long, env = "PLUGBOARD_POOL_KEEP_RESIDENT_KIB")]
     pub pool_keep_resident_kib: Option<usize>,
+    /// Give fresh guest instances their data by copy and fill their
+    /// function tables up front: faster bursts of small (Rust, C) guests,
+    /// but every fresh instance of a large (JavaScript, Python) guest holds
+    /// a private copy of its whole memory image. Changing it recompiles
+    /// stored connectors once.
+    #[arg(long, env = "PLUGBOARD_EAGER_INSTANCE_INIT")]
+    pub eager_instance_init: bool,
     /// Log format.
     #[arg(long, env = "PLUGBOARD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -312,6 +326,7 @@ struct FileLimits {
     max_instances: Option<u32>,
     warm_instances: Option<u32>,
     pool_keep_resident_kib: Option<usize>,
+    eager_instance_init: Option<bool>,
 }
 
 impl Settings {
@@ -399,6 +414,10 @@ impl Settings {
                 max_instances,
                 warm_instances,
                 pool_keep_resident_bytes: keep_resident_kib << 10,
+                eager_instance_init: overrides.eager_instance_init
+                    || fl
+                        .eager_instance_init
+                        .unwrap_or(defaults.eager_instance_init),
             },
             egress,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
@@ -559,6 +578,7 @@ mod tests {
         std::fs::write(
             &path,
             "listen = \"127.0.0.1:9000\"\n[limits]\ninvoke_timeout_ms = 500\nmax_memory_mib = 64\n\
+             eager_instance_init = true\n\
              [egress]\nallow_cidrs = [\"10.0.0.0/8\"]\nmax_requests = 7\n\
              [audit]\nretention_days = 7\n",
         )
@@ -573,6 +593,7 @@ mod tests {
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.limits.invoke_timeout, Duration::from_millis(500));
         assert_eq!(s.limits.max_memory_bytes, 32 << 20);
+        assert!(s.limits.eager_instance_init, "from the file");
         assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         let cidrs: Vec<String> = s.egress.allow_cidrs.iter().map(|c| c.to_string()).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "127.0.0.1/32"]);
@@ -585,6 +606,7 @@ mod tests {
         .unwrap();
         assert_eq!(keep.audit_retention, None, "0 keeps records forever");
         let default = Settings::resolve(&Overrides::default()).unwrap();
+        assert!(!default.limits.eager_instance_init, "off by default");
         assert_eq!(
             default.audit_retention,
             Some(Duration::from_secs(90 * 86_400))

@@ -12,7 +12,8 @@
 //! drop). Criterion prints the mean with its confidence interval; each
 //! benchmark runs thousands of calls (at least 1,000 even for the slowest).
 //! Compiling the JavaScript and Python components takes several seconds
-//! each before their benchmarks start.
+//! each before their benchmarks start. `BENCH_EAGER_INIT=1` runs them with
+//! `--eager-instance-init` (data copied in, tables filled up front).
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -45,6 +46,7 @@ fn languages(c: &mut Criterion) {
         for (mode, warm_instances) in [("fresh", 0), ("warm", 64)] {
             let limits = Limits {
                 warm_instances,
+                eager_instance_init: std::env::var("BENCH_EAGER_INIT").as_deref() == Ok("1"),
                 ..Limits::default()
             };
             let broker = Arc::new(Broker::new(EgressSettings::default()));

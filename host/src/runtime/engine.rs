@@ -68,6 +68,40 @@ fn memory_keep_resident(limits: &Limits, pagemap_scan: bool) -> usize {
     }
 }
 
+/// `--eager-instance-init`: a fresh guest instance gets its data segments by
+/// copy and its function tables filled at instantiation.
+///
+/// By default wasmtime maps a module's memory image copy-on-write and fills
+/// table entries on first use. In a slot no instance used before, the guest
+/// then reads a page first (mapped read-only: the image's page, or the
+/// kernel's zero page for a table) and writes it later. That write replaces
+/// a present page-table entry, which flushes the TLB of the other core with
+/// an interrupt while it runs another host thread. In the first 10,000-call
+/// burst of the `rest` guest on a fresh host, such faults were 14 % of the
+/// host's CPU samples and 324 of its 2,632 samples were in those flushes
+/// (`perf record -g -p <host>`, fat LTO, e016502).
+///
+/// Both knobs, because each alone leaves the other source of such faults
+/// and showed no gain (docs/benchmarks.md, before LTO). Together, on that
+/// burst (`BENCH_HOST_FLAGS=--eager-instance-init scripts/bench-scale`,
+/// `BENCH_HTTP2=100`, one round each, alternated with the default,
+/// 2026-11-25): all answered in 2,484 and 2,403 ms against 2,907 and 3,110,
+/// at 290-296 instead of 337-371 µs of host CPU per call; peak RSS 1,107 and
+/// 1,110 MiB against 1,037 and 1,063, because more calls are alive at once
+/// (up to 8,777 held by the upstream against 6,663).
+///
+/// Off by default: a copy costs each fresh instance of a large guest its
+/// whole image, where the mapping shares the pages it never writes
+/// (JavaScript and Python components carry their interpreter's initialized
+/// heap; the ones here are 13 and 19 MB; what a fresh instance of them
+/// costs with this flag was not measured), and filling tables up front
+/// costs each fresh instance of a guest with a large table. Warm instances
+/// pay neither.
+fn eager_instance_init(config: &mut Config) {
+    config.memory_init_cow(false);
+    config.table_lazy_init(false);
+}
+
 /// Builds the engine for these limits.
 pub fn build(limits: &Limits) -> Result<Engine> {
     let mut config = Config::new();
@@ -119,6 +153,9 @@ pub fn build(limits: &Limits) -> Result<Engine> {
             (false, _) => "reset with memset over the kept range (PAGEMAP_SCAN needs Linux 6.7+)",
         }
     );
+    if limits.eager_instance_init {
+        eager_instance_init(&mut config);
+    }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(Engine::new(&config)?)
 }
@@ -186,6 +223,15 @@ mod tests {
         // slot a burst uses.
         assert_eq!(memory_keep_resident(&limits(256), false), 0);
         assert_eq!(memory_keep_resident(&limits(0), false), 4 << 20);
+    }
+
+    #[test]
+    fn the_engine_builds_with_eager_instance_init() {
+        let l = Limits {
+            eager_instance_init: true,
+            ..Limits::default()
+        };
+        build(&l).expect("engine");
     }
 
     #[test]

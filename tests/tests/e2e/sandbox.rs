@@ -252,27 +252,35 @@ fn assert_clean(report: &serde_json::Value, context: &str) {
 /// A new guest instance starts from the component's own memory, whatever ran
 /// in its pool slot before, with either way of resetting a slot: in place
 /// (only the pages a guest wrote, where the kernel can list them; the
-/// default) or by releasing the pages (`--pool-keep-resident-kib 0`).
+/// default) or by releasing the pages (`--pool-keep-resident-kib 0`), and
+/// with either way of initializing one: its memory image mapped
+/// copy-on-write (the default) or copied in (`--eager-instance-init`).
 #[tokio::test]
 async fn a_new_guest_instance_sees_nothing_an_earlier_one_left() {
-    for keep_kib in ["1024", "0"] {
+    for (keep_kib, init) in [
+        ("1024", None),
+        ("0", None),
+        ("1024", Some("--eager-instance-init")),
+    ] {
         // No warm instances: every call instantiates. With one guest
         // instance the pool has two linear memory slots (`runtime::engine`
         // sizes it at two per instance), so of the four `residue` calls
         // below at least two run in a slot an earlier `residue` wrote in.
-        let host = Host::start(&[
+        let mut flags = vec![
             "--warm-instances",
             "0",
             "--max-instances",
             "1",
             "--pool-keep-resident-kib",
             keep_kib,
-        ]);
+        ];
+        flags.extend(init);
+        let host = Host::start(&flags);
         let (a, b) = two_hostile_instances(&host).await;
         let first = residue(&host, &a).await;
         for instance in [&a, &b, &a] {
             let report = residue(&host, instance).await;
-            assert_clean(&report, &format!("keep {keep_kib} KiB"));
+            assert_clean(&report, &format!("keep {keep_kib} KiB, {init:?}"));
             // The page was grown at the same address: the check looked where
             // the call before had written.
             assert_eq!(report["grownAt"], first["grownAt"], "{report}");
