@@ -75,14 +75,9 @@ impl Args {
                 return Err(format!("unexpected argument {word:?}"));
             };
             if !known.contains(&name) {
-                return Err(format!(
-                    "unknown flag --{name} (known: --{})",
-                    known.join(", --")
-                ));
+                return Err(format!("unknown flag --{name} (known: --{})", known.join(", --")));
             }
-            let value = iter
-                .next()
-                .ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = iter.next().ok_or_else(|| format!("--{name} needs a value"))?;
             flags.push((name.to_owned(), value.clone()));
         }
         Ok(Self { flags, rest })
@@ -105,8 +100,7 @@ impl Args {
     }
 
     fn required(&self, name: &str) -> Result<&str, Error> {
-        self.get(name)
-            .ok_or_else(|| format!("--{name} is required"))
+        self.get(name).ok_or_else(|| format!("--{name} is required"))
     }
 
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, Error>
@@ -191,16 +185,8 @@ async fn connect(authority: &str, http2: bool) -> Result<Sender, Error> {
 
 /// A `POST` of `body` to `path`, for `sender`'s protocol: HTTP/1.1 names the
 /// authority in a Host header, HTTP/2 in the URI (`:authority`).
-fn post(
-    sender: &Sender,
-    authority: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> Result<Request<Full<Bytes>>, Error> {
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .header(CONTENT_TYPE, "application/json");
+fn post(sender: &Sender, authority: &str, path: &str, token: Option<&str>, body: &str) -> Result<Request<Full<Bytes>>, Error> {
+    let mut request = Request::builder().method(Method::POST).header(CONTENT_TYPE, "application/json");
     request = match sender {
         Sender::Http1(_) => request.uri(path).header(HOST, authority),
         Sender::Http2(_) => request.uri(format!("http://{authority}{path}")),
@@ -214,10 +200,7 @@ fn post(
 }
 
 /// Sends `request` and reads the whole answer.
-async fn exchange(
-    sender: &mut Sender,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Bytes), Error> {
+async fn exchange(sender: &mut Sender, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), Error> {
     let closed = |e: hyper::Error| format!("connection closed before sending: {e}");
     let response = match sender {
         Sender::Http1(sender) => {
@@ -244,11 +227,7 @@ async fn exchange(
 fn error_label(status: StatusCode, body: &[u8]) -> String {
     let code = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| {
-            v.pointer("/error/code")
-                .and_then(|c| c.as_str())
-                .map(str::to_owned)
-        });
+        .and_then(|v| v.pointer("/error/code").and_then(|c| c.as_str()).map(str::to_owned));
     match code {
         Some(code) => format!("{} {code}", status.as_u16()),
         None => format!(
@@ -323,23 +302,14 @@ async fn slow_upstream(args: &Args) -> Result<(), Error> {
         .map_err(|e| format!("--listen: {e}"))?;
     let delay = Duration::from_millis(args.number("delay-ms", 1000u64)?);
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-    socket
-        .set_reuseaddr(true)
-        .map_err(|e| format!("SO_REUSEADDR: {e}"))?;
-    socket
-        .bind(listen)
-        .map_err(|e| format!("bind {listen}: {e}"))?;
+    socket.set_reuseaddr(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
+    socket.bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
     // A deep accept queue: thousands of connections arrive within
     // milliseconds, and a dropped SYN costs a 1 s retransmit (the kernel caps
     // this at net.core.somaxconn).
     let listener = socket.listen(65_535).map_err(|e| format!("listen: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?;
-    println!(
-        "slow-upstream listening on http://{bound} (delay {} ms)",
-        delay.as_millis()
-    );
+    let bound = listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
+    println!("slow-upstream listening on http://{bound} (delay {} ms)", delay.as_millis());
     let stats = Arc::new(UpstreamStats::default());
     loop {
         let stream = match listener.accept().await {
@@ -432,11 +402,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let calls: usize = args.number("calls", 10_000usize)?;
     // With `--http2 STREAMS`, calls share HTTP/2 connections, STREAMS each
     // (the host allows 200 concurrent streams per connection).
-    let http2: Option<usize> = args
-        .get("http2")
-        .map(str::parse)
-        .transpose()
-        .map_err(|e| format!("--http2: {e}"))?;
+    let http2: Option<usize> = args.get("http2").map(str::parse).transpose().map_err(|e| format!("--http2: {e}"))?;
     if http2 == Some(0) {
         return Err("--http2 must be positive".into());
     }
@@ -444,16 +410,9 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let parallel: usize = args.number("connect-parallel", 200usize)?;
     let settle = Duration::from_millis(args.number("settle-ms", 500u64)?);
     let timeout = Duration::from_secs(args.number("timeout-s", 30u64)?);
-    let watch: Option<u32> = args
-        .get("watch-pid")
-        .map(str::parse)
-        .transpose()
-        .map_err(|e| format!("--watch-pid: {e}"))?;
+    let watch: Option<u32> = args.get("watch-pid").map(str::parse).transpose().map_err(|e| format!("--watch-pid: {e}"))?;
     // The slow upstream's address, for its timeline of this burst.
-    let upstream: Option<String> = args
-        .get("upstream")
-        .map(|url| split_url(url).map(|(authority, _)| authority))
-        .transpose()?;
+    let upstream: Option<String> = args.get("upstream").map(|url| split_url(url).map(|(authority, _)| authority)).transpose()?;
     let rss_abort_kib: Option<u64> = args
         .get("rss-abort-mib")
         .map(str::parse::<u64>)
@@ -494,15 +453,8 @@ async fn burst(args: &Args) -> Result<(), Error> {
              (too many open files? this process and the host need `ulimit -n` above {connections})"
         ));
     }
-    let protocol = if http2.is_some() {
-        "HTTP/2"
-    } else {
-        "HTTP/1.1"
-    };
-    println!(
-        "opened {connections} {protocol} connections in {} ms",
-        ms(started.elapsed())
-    );
+    let protocol = if http2.is_some() { "HTTP/2" } else { "HTTP/1.1" };
+    println!("opened {connections} {protocol} connections in {} ms", ms(started.elapsed()));
     // Let the server accept the tail of the queue before the clock starts.
     tokio::time::sleep(settle).await;
 
@@ -515,16 +467,9 @@ async fn burst(args: &Args) -> Result<(), Error> {
             while !stop.load(Ordering::Relaxed) {
                 if let Some((_, rss)) = memory_kib(pid) {
                     peak = peak.max(rss);
-                    if rss_abort_kib.is_some_and(|cap| rss > cap)
-                        && !aborted.swap(true, Ordering::Relaxed)
-                    {
-                        eprintln!(
-                            "loadgen burst: process {pid} passed {} MiB RSS: killing it",
-                            rss / 1024
-                        );
-                        let _ = std::process::Command::new("kill")
-                            .args(["-KILL", &pid.to_string()])
-                            .status();
+                    if rss_abort_kib.is_some_and(|cap| rss > cap) && !aborted.swap(true, Ordering::Relaxed) {
+                        eprintln!("loadgen burst: process {pid} passed {} MiB RSS: killing it", rss / 1024);
+                        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -535,18 +480,10 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let rss_before = watch.and_then(memory_kib);
     // Who spent the two cores during the timed phase: the host, the
     // `--cpu-pid` processes (the upstream) and this load generator.
-    let mut cpu_pids: Vec<(String, u32)> = watch
-        .map(|pid| ("host".to_owned(), pid))
-        .into_iter()
-        .collect();
+    let mut cpu_pids: Vec<(String, u32)> = watch.map(|pid| ("host".to_owned(), pid)).into_iter().collect();
     for spec in args.all("cpu-pid") {
-        let (label, pid) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("--cpu-pid wants LABEL=PID, got {spec:?}"))?;
-        cpu_pids.push((
-            label.to_owned(),
-            pid.parse().map_err(|e| format!("--cpu-pid {spec}: {e}"))?,
-        ));
+        let (label, pid) = spec.split_once('=').ok_or_else(|| format!("--cpu-pid wants LABEL=PID, got {spec:?}"))?;
+        cpu_pids.push((label.to_owned(), pid.parse().map_err(|e| format!("--cpu-pid {spec}: {e}"))?));
     }
     cpu_pids.push(("loadgen".to_owned(), std::process::id()));
     let cpu_before: Vec<Option<u64>> = cpu_pids.iter().map(|(_, pid)| cpu_ms(*pid)).collect();
@@ -570,26 +507,19 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let start = Instant::now();
     let mut firing = tokio::task::JoinSet::new();
     for mut sender in per_call {
-        let (authority, path, body, token) =
-            (authority.clone(), path.clone(), body.clone(), token.clone());
+        let (authority, path, body, token) = (authority.clone(), path.clone(), body.clone(), token.clone());
         firing.spawn(async move {
             let sent = start.elapsed();
             let result = match post(&sender, &authority, &path, token.as_deref(), &body) {
                 Err(e) => Err(e),
-                Ok(request) => {
-                    match tokio::time::timeout(timeout, exchange(&mut sender, request)).await {
-                        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
-                        Ok(Err(e)) => Err(e),
-                        Ok(Ok((status, _))) if status == StatusCode::OK => Ok(status),
-                        Ok(Ok((status, answer))) => Err(error_label(status, &answer)),
-                    }
-                }
+                Ok(request) => match tokio::time::timeout(timeout, exchange(&mut sender, request)).await {
+                    Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+                    Ok(Err(e)) => Err(e),
+                    Ok(Ok((status, _))) if status == StatusCode::OK => Ok(status),
+                    Ok(Ok((status, answer))) => Err(error_label(status, &answer)),
+                },
             };
-            Outcome {
-                sent,
-                done: start.elapsed(),
-                result,
-            }
+            Outcome { sent, done: start.elapsed(), result }
         });
     }
     let mut outcomes = Vec::with_capacity(calls);
@@ -606,19 +536,11 @@ async fn burst(args: &Args) -> Result<(), Error> {
     let cpu_used: Vec<String> = cpu_pids
         .iter()
         .zip(&cpu_before)
-        .filter_map(|((label, pid), before)| {
-            Some(format!(
-                "cpu_{label}_ms={}",
-                cpu_ms(*pid)?.saturating_sub((*before)?)
-            ))
-        })
+        .filter_map(|((label, pid), before)| Some(format!("cpu_{label}_ms={}", cpu_ms(*pid)?.saturating_sub((*before)?))))
         .collect();
     let aborted = aborted.load(Ordering::Relaxed);
 
-    let mut latencies: Vec<Duration> = outcomes
-        .iter()
-        .map(|o| o.done.saturating_sub(o.sent))
-        .collect();
+    let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.done.saturating_sub(o.sent)).collect();
     latencies.sort_unstable();
     let last_send = outcomes.iter().map(|o| o.sent).max().unwrap_or_default();
     let ok = outcomes.iter().filter(|o| o.result.is_ok()).count();
@@ -654,9 +576,7 @@ async fn burst(args: &Args) -> Result<(), Error> {
             stats[field]
                 .as_u64()
                 .filter(|&t| t != 0 && t != u64::MAX)
-                .map_or("-".to_owned(), |t| {
-                    format!("{}", i128::from(t) - i128::from(start_unix_ms))
-                })
+                .map_or("-".to_owned(), |t| format!("{}", i128::from(t) - i128::from(start_unix_ms)))
         };
         println!(
             "upstream (ms after the first send, wall clock): first request at {}, last request at {}, last answer at {}; at most {} held at once",
@@ -708,13 +628,11 @@ struct Call {
 fn parse_call(spec: &str) -> Result<Call, Error> {
     let mut parts = spec.splitn(3, ' ');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(label), Some(path), Some(body)) if !label.is_empty() && path.starts_with('/') => {
-            Ok(Call {
-                label: label.to_owned(),
-                path: path.to_owned(),
-                body: body.to_owned(),
-            })
-        }
+        (Some(label), Some(path), Some(body)) if !label.is_empty() && path.starts_with('/') => Ok(Call {
+            label: label.to_owned(),
+            path: path.to_owned(),
+            body: body.to_owned(),
+        }),
         _ => Err(format!("--call {spec:?}: expected 'LABEL /path JSON-BODY'")),
     }
 }
@@ -753,16 +671,8 @@ async fn get_json(authority: &str, path: &str) -> Result<serde_json::Value, Erro
         .header(HOST, authority)
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("{path}: {e}"))?;
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let response = sender.send_request(request).await.map_err(|e| format!("{path}: {e}"))?;
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     serde_json::from_slice(&body).map_err(|e| format!("{path} is not JSON: {e}"))
 }
 
@@ -798,12 +708,7 @@ async fn restart(args: &Args) -> Result<(), Error> {
         let authority = loop {
             let line = tokio::time::timeout_at((spawned + deadline).into(), lines.next_line())
                 .await
-                .map_err(|_| {
-                    format!(
-                        "the host printed no `listening on` line within {} s",
-                        deadline.as_secs()
-                    )
-                })?
+                .map_err(|_| format!("the host printed no `listening on` line within {} s", deadline.as_secs()))?
                 .map_err(|e| format!("reading the host's stdout: {e}"))?
                 .ok_or("the host exited before listening (its log is above)")?;
             if let Some(url) = line.split("listening on ").nth(1) {
@@ -882,10 +787,7 @@ async fn restart(args: &Args) -> Result<(), Error> {
 /// Resolves on SIGINT or SIGTERM, naming the signal.
 async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
         (Ok(mut int), Ok(mut term)) => tokio::select! {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
@@ -932,10 +834,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("loadgen: cannot start the runtime: {e}");
