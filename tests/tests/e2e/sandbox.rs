@@ -288,6 +288,35 @@ async fn a_new_guest_instance_sees_nothing_an_earlier_one_left() {
     }
 }
 
+/// `--eager-instance-init` reaches the engine: wasmtime checks both settings
+/// it changes when it loads a compiled artifact, so artifacts stored without
+/// it no longer fit. The first call after switching recompiles once and
+/// succeeds; the next start with the same setting loads the new artifact.
+#[tokio::test]
+async fn switching_eager_instance_init_recompiles_stored_connectors_once() {
+    let mut host = Host::start(&[]);
+    let echo = host.instance(ECHO_WASM, json!({})).await;
+    let root = host.root();
+    host.stop();
+    for (round, rejected, compiled, deserialized) in [(1, 1, 1, 0), (2, 0, 0, 1)] {
+        let mut host = Host::start_in(root.clone(), &["--eager-instance-init"]);
+        let (status, body) = host.invoke(&echo, "echo", json!({"message": "hi"})).await;
+        assert_eq!(status, 200, "start {round}: {body}");
+        let health = host.healthz().await;
+        let runtime = &health["runtime"];
+        assert_eq!(
+            runtime["artifactRejected"], rejected,
+            "start {round}: {health}"
+        );
+        assert_eq!(runtime["compiled"], compiled, "start {round}: {health}");
+        assert_eq!(
+            runtime["deserialized"], deserialized,
+            "start {round}: {health}"
+        );
+        host.stop();
+    }
+}
+
 /// The other side of the check above: a warm instance (the same instance
 /// and config, one call after another) keeps its memory, and `residue` sees
 /// it, which is what makes a clean report above mean something. Another
