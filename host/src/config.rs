@@ -223,10 +223,10 @@ pub struct Overrides {
     #[arg(long, env = "PLUGBOARD_POOL_KEEP_RESIDENT_KIB")]
     pub pool_keep_resident_kib: Option<usize>,
     /// Give fresh guest instances their data by copy and fill their
-    /// function tables up front: faster bursts of small (Rust, C) guests,
-    /// but every fresh instance of a large (JavaScript, Python) guest holds
-    /// a private copy of its whole memory image. Changing it recompiles
-    /// stored connectors once.
+    /// function tables up front: faster bursts of small guests (measured
+    /// with the Rust `rest` connector), but every fresh instance of a large
+    /// (JavaScript, Python) guest holds a private copy of its whole memory
+    /// image. Changing it recompiles stored connectors once.
     #[arg(long, env = "PLUGBOARD_EAGER_INSTANCE_INIT")]
     pub eager_instance_init: bool,
     /// Log format.
