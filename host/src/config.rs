@@ -118,6 +118,12 @@ pub struct EgressSettings {
     pub breaker: BreakerConfig,
     /// Requests that may wait on one rate budget at once.
     pub max_queued: usize,
+    /// Certificates trusted for outbound HTTPS besides the webpki
+    /// (Mozilla) roots: a private CA, or a test upstream's.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Offer HTTP/2 to HTTPS upstreams (ALPN), so concurrent calls to one
+    /// upstream share a connection; HTTP/1.1 only when false.
+    pub http2: bool,
 }
 
 impl Default for EgressSettings {
@@ -133,6 +139,8 @@ impl Default for EgressSettings {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             max_queued: DEFAULT_MAX_WAITERS,
+            extra_roots: Vec::new(),
+            http2: true,
         }
     }
 }
@@ -240,6 +248,14 @@ pub struct Overrides {
         value_delimiter = ','
     )]
     pub egress_allow_cidrs: Vec<ipnet::IpNet>,
+    /// Also trust the CA certificates in this PEM file for outbound HTTPS
+    /// (the webpki roots stay trusted); repeatable.
+    #[arg(
+        long = "egress-ca-file",
+        env = "PLUGBOARD_EGRESS_CA_FILE",
+        value_delimiter = ','
+    )]
+    pub egress_ca_files: Vec<PathBuf>,
     /// Outbound requests one invocation may send.
     #[arg(long, env = "PLUGBOARD_EGRESS_MAX_REQUESTS")]
     pub egress_max_requests: Option<u32>,
@@ -314,6 +330,9 @@ struct FileEgress {
     breaker_threshold: Option<u32>,
     breaker_window_ms: Option<u64>,
     breaker_open_ms: Option<u64>,
+    #[serde(default)]
+    ca_files: Vec<PathBuf>,
+    http2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -465,7 +484,10 @@ fn resolve_egress(o: &Overrides, f: &FileEgress) -> Result<EgressSettings, Confi
     // flag add one for a test run.
     let mut allow_cidrs = f.allow_cidrs.clone();
     allow_cidrs.extend(o.egress_allow_cidrs.iter().copied());
+    let ca_files = f.ca_files.iter().chain(&o.egress_ca_files);
     Ok(EgressSettings {
+        extra_roots: load_roots(ca_files)?,
+        http2: f.http2.unwrap_or(d.http2),
         allow_cidrs,
         max_requests,
         max_request_body_bytes: kib(
@@ -536,6 +558,37 @@ fn resolve_egress(o: &Overrides, f: &FileEgress) -> Result<EgressSettings, Confi
             v
         },
     })
+}
+
+/// Reads the certificates of PEM files and checks that each makes a trust
+/// anchor, so a wrong file stops the host at start-up, not its first
+/// outbound call.
+fn load_roots<'a>(
+    paths: impl Iterator<Item = &'a PathBuf>,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let invalid = |path: &Path, message: String| ConfigError::Invalid {
+        name: "egress ca_file",
+        message: format!("{}: {message}", path.display()),
+    };
+    let mut roots = Vec::new();
+    for path in paths {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| invalid(path, e.to_string()))?;
+        if certs.is_empty() {
+            return Err(invalid(path, "holds no PEM certificate".into()));
+        }
+        let mut scratch = rustls::RootCertStore::empty();
+        for cert in &certs {
+            scratch
+                .add(cert.clone())
+                .map_err(|e| invalid(path, format!("not a usable CA certificate: {e}")))?;
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
 }
 
 fn count(v: Option<u32>, default: u32, name: &'static str, max: u32) -> Result<u32, ConfigError> {

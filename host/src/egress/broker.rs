@@ -24,7 +24,7 @@ impl Broker {
     /// Builds the client and the shared state for these settings.
     pub fn new(settings: EgressSettings) -> Self {
         let policy = Arc::new(IpPolicy::new(settings.allow_cidrs.clone()));
-        let client = OutboundClient::new(policy, settings.connect_timeout);
+        let client = OutboundClient::new(policy, &settings);
         Self {
             budgets: Budgets::with_max_waiters(settings.max_queued),
             breakers: Breakers::new(settings.breaker.clone()),

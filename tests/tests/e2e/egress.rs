@@ -187,3 +187,146 @@ async fn slow_and_huge_upstreams_are_cut_off_without_blocking_others() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// An HTTPS "platform" on loopback: `GET /api/version` answers which HTTP
+/// version the request arrived over.
+async fn tls_platform() -> crate::common::TlsUpstream {
+    let app = axum::Router::new().route(
+        "/api/version",
+        axum::routing::get(|req: axum::extract::Request| async move {
+            axum::Json(json!({ "version": format!("{:?}", req.version()) }))
+        }),
+    );
+    crate::common::TlsUpstream::start(app).await
+}
+
+/// Writes the upstream's certificate into a fresh data root; returns the
+/// root and the file's path.
+fn ca_file(upstream: &crate::common::TlsUpstream) -> (std::sync::Arc<tempfile::TempDir>, String) {
+    let root = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let path = root.path().join("upstream-ca.pem");
+    std::fs::write(&path, &upstream.ca_pem).unwrap();
+    (root, path.to_str().unwrap().to_owned())
+}
+
+fn served(upstream: &crate::common::TlsUpstream) -> (usize, usize) {
+    use std::sync::atomic::Ordering::SeqCst;
+    (
+        upstream.connections.load(SeqCst),
+        upstream.refused.load(SeqCst),
+    )
+}
+
+#[tokio::test]
+async fn https_upstreams_get_http2_and_concurrent_calls_share_one_connection() {
+    let upstream = tls_platform().await;
+    let (root, ca) = ca_file(&upstream);
+    let host = Host::start_in(root, &["--egress-ca-file", &ca]);
+    let inst = host
+        .instance(
+            REST_WASM,
+            json!({ "base_url": format!("{}/api", upstream.url) }),
+        )
+        .await;
+    let get = json!({"method": "GET", "path": "/version"});
+    let (status, body) = host.invoke(&inst, "request", get.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["body"]["version"], "HTTP/2.0", "{body}");
+    assert_eq!(served(&upstream), (1, 0));
+
+    let calls = (0..8).map(|_| host.invoke(&inst, "request", get.clone()));
+    for (status, body) in futures::future::join_all(calls).await {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["body"]["version"], "HTTP/2.0", "{body}");
+    }
+    assert_eq!(
+        served(&upstream),
+        (1, 0),
+        "eight concurrent calls after the first reuse its connection"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_certificate_the_host_does_not_trust_is_refused() {
+    let upstream = tls_platform().await;
+    let host = Host::start(&[]);
+    let inst = host
+        .instance(
+            REST_WASM,
+            json!({ "base_url": format!("{}/api", upstream.url) }),
+        )
+        .await;
+    let e = assert_error(
+        &host
+            .invoke(
+                &inst,
+                "request",
+                json!({"method": "GET", "path": "/version"}),
+            )
+            .await,
+        502,
+        "UPSTREAM_UNREACHABLE",
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{e}"
+    );
+    let (connections, refused) = served(&upstream);
+    assert_eq!(connections, 0, "no request reached the upstream");
+    assert!(refused >= 1, "the handshake failed");
+}
+
+#[tokio::test]
+async fn http2_can_be_switched_off_in_the_config_file() {
+    let upstream = tls_platform().await;
+    let (root, ca) = ca_file(&upstream);
+    let config = root.path().join("plugboard.toml");
+    std::fs::write(
+        &config,
+        format!("[egress]\nhttp2 = false\nca_files = [{ca:?}]\n"),
+    )
+    .unwrap();
+    let host = Host::start_in(root, &["--config", config.to_str().unwrap()]);
+    let inst = host
+        .instance(
+            REST_WASM,
+            json!({ "base_url": format!("{}/api", upstream.url) }),
+        )
+        .await;
+    let (status, body) = host
+        .invoke(
+            &inst,
+            "request",
+            json!({"method": "GET", "path": "/version"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["body"]["version"], "HTTP/1.1", "{body}");
+}
+
+#[test]
+fn a_ca_file_that_holds_no_certificate_stops_the_host_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "this is not PEM\n").unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, stderr) = crate::common::run_host(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--egress-ca-file",
+            bad.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!ok, "the host must not start");
+    assert!(stderr.contains("egress ca_file"), "{stderr}");
+    assert!(stderr.contains("not-a-ca.pem"), "{stderr}");
+    assert!(stderr.contains("no PEM certificate"), "{stderr}");
+}

@@ -494,6 +494,76 @@ pub async fn serve_loopback(app: axum::Router) -> (String, tokio::sync::oneshot:
     (url, tx)
 }
 
+/// An HTTPS upstream on 127.0.0.1 with a fresh self-signed certificate,
+/// offering HTTP/2 and HTTP/1.1 by ALPN like a platform's API does. It stops
+/// when dropped.
+pub struct TlsUpstream {
+    /// `https://127.0.0.1:<port>`.
+    pub url: String,
+    /// The certificate, PEM: what `--egress-ca-file` must name for the host
+    /// to trust this upstream.
+    pub ca_pem: String,
+    /// TLS handshakes that succeeded (connections served).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// TLS handshakes that failed (e.g. the client refused the certificate).
+    pub refused: Arc<std::sync::atomic::AtomicUsize>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TlsUpstream {
+    /// Serves `app` over TLS.
+    pub async fn start(app: axum::Router) -> TlsUpstream {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let (connections, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (served, failed) = (connections.clone(), refused.clone());
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let tcp = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((tcp, _)) => tcp,
+                        Err(_) => continue,
+                    },
+                    _ = &mut rx => return,
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                let (served, failed) = (served.clone(), failed.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
+                    served.fetch_add(1, Ordering::SeqCst);
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        TlsUpstream {
+            url,
+            ca_pem: certified.cert.pem(),
+            connections,
+            refused,
+            _shutdown: tx,
+        }
+    }
+}
+
 /// A loopback port with nothing listening on it.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
