@@ -1,11 +1,18 @@
 //! `loadgen`: the measuring tools behind `scripts/bench-scale` (things `wrk`
 //! cannot do).
 //!
-//! - `slow-upstream [--listen 127.0.0.1:0] [--delay-ms 1000]`: a loopback
+//! - `slow-upstream [--listen 127.0.0.1:0] [--delay-ms 1000]
+//!   [--tls-listen 127.0.0.1:0 --cert-out FILE]`: a loopback
 //!   HTTP server that answers every request `200 {"ok":true}` after the
 //!   delay; `GET /__stats` answers at once with the number of requests served,
 //!   the most that were in flight together and the wall-clock times of the
 //!   first and last request and the last answer since `GET /__stats/reset`.
+//!   With `--tls-listen` it also serves HTTPS there, HTTP/2 and HTTP/1.1 by
+//!   ALPN like a platform's API, with a fresh self-signed certificate for
+//!   127.0.0.1 written to `--cert-out` (PEM, for the host's
+//!   `--egress-ca-file`); both listeners share the counters. Its HTTP/2
+//!   allows 100,000 concurrent streams per connection, so a burst is not
+//!   queued behind a stream limit (platforms allow about 100-250).
 //! - `burst --url URL --body JSON [--token-file F] [--calls 10000] [--http2 STREAMS]
 //!   [--connect-parallel 200] [--settle-ms 500] [--timeout-s 30]
 //!   [--watch-pid PID [--rss-abort-mib N]] [--upstream URL]`: opens the keep-alive connections first (not
@@ -309,8 +316,18 @@ async fn slow_upstream(args: &Args) -> Result<(), Error> {
     // this at net.core.somaxconn).
     let listener = socket.listen(65_535).map_err(|e| format!("listen: {e}"))?;
     let bound = listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
-    println!("slow-upstream listening on http://{bound} (delay {} ms)", delay.as_millis());
     let stats = Arc::new(UpstreamStats::default());
+    if let Some(tls_listen) = args.get("tls-listen") {
+        let cert_out = args.required("cert-out")?;
+        let tls_listen: SocketAddr = tls_listen.parse().map_err(|e| format!("--tls-listen: {e}"))?;
+        let (acceptor, pem) = tls_acceptor()?;
+        std::fs::write(cert_out, pem).map_err(|e| format!("writing {cert_out}: {e}"))?;
+        let tls_listener = tokio::net::TcpListener::bind(tls_listen).await.map_err(|e| format!("bind {tls_listen}: {e}"))?;
+        let tls_bound = tls_listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
+        println!("slow-upstream listening on https://{tls_bound} (HTTP/2 and HTTP/1.1, certificate in {cert_out})");
+        tokio::spawn(serve_tls(tls_listener, acceptor, stats.clone(), delay));
+    }
+    println!("slow-upstream listening on http://{bound} (delay {} ms)", delay.as_millis());
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -320,44 +337,94 @@ async fn slow_upstream(args: &Args) -> Result<(), Error> {
                 continue;
             }
         };
-        let stats = stats.clone();
+        let service = upstream_service(stats.clone(), delay);
         tokio::spawn(async move {
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let stats = stats.clone();
-                async move {
-                    if request.uri().path() == "/__stats/reset" {
-                        stats.first_arrival.store(u64::MAX, Ordering::Relaxed);
-                        stats.last_arrival.store(0, Ordering::Relaxed);
-                        stats.last_answer.store(0, Ordering::Relaxed);
-                        return Ok::<_, Infallible>(json_response("{}".to_owned()));
-                    }
-                    if request.uri().path() == "/__stats" {
-                        let body = format!(
-                            r#"{{"served":{},"inFlight":{},"maxInFlight":{},"firstArrivalUnixMs":{},"lastArrivalUnixMs":{},"lastAnswerUnixMs":{}}}"#,
-                            stats.served.load(Ordering::Relaxed),
-                            stats.in_flight.load(Ordering::Relaxed),
-                            stats.max_in_flight.load(Ordering::Relaxed),
-                            stats.first_arrival.load(Ordering::Relaxed),
-                            stats.last_arrival.load(Ordering::Relaxed),
-                            stats.last_answer.load(Ordering::Relaxed),
-                        );
-                        return Ok::<_, Infallible>(json_response(body));
-                    }
-                    let arrived = unix_ms();
-                    stats.first_arrival.fetch_min(arrived, Ordering::Relaxed);
-                    stats.last_arrival.fetch_max(arrived, Ordering::Relaxed);
-                    let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-                    stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
-                    tokio::time::sleep(delay).await;
-                    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    stats.served.fetch_add(1, Ordering::Relaxed);
-                    stats.last_answer.fetch_max(unix_ms(), Ordering::Relaxed);
-                    Ok(json_response(r#"{"ok":true}"#.to_owned()))
-                }
-            });
             let _ = server_http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+        });
+    }
+}
+
+/// The slow upstream's answers: the stats endpoints at once, anything else
+/// `200 {"ok":true}` after `delay`.
+fn upstream_service(
+    stats: Arc<UpstreamStats>,
+    delay: Duration,
+) -> impl hyper::service::Service<Request<hyper::body::Incoming>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send + 'static {
+    service_fn(move |request: Request<hyper::body::Incoming>| {
+        let stats = stats.clone();
+        async move {
+            if request.uri().path() == "/__stats/reset" {
+                stats.first_arrival.store(u64::MAX, Ordering::Relaxed);
+                stats.last_arrival.store(0, Ordering::Relaxed);
+                stats.last_answer.store(0, Ordering::Relaxed);
+                return Ok::<_, Infallible>(json_response("{}".to_owned()));
+            }
+            if request.uri().path() == "/__stats" {
+                let body = format!(
+                    r#"{{"served":{},"inFlight":{},"maxInFlight":{},"firstArrivalUnixMs":{},"lastArrivalUnixMs":{},"lastAnswerUnixMs":{}}}"#,
+                    stats.served.load(Ordering::Relaxed),
+                    stats.in_flight.load(Ordering::Relaxed),
+                    stats.max_in_flight.load(Ordering::Relaxed),
+                    stats.first_arrival.load(Ordering::Relaxed),
+                    stats.last_arrival.load(Ordering::Relaxed),
+                    stats.last_answer.load(Ordering::Relaxed),
+                );
+                return Ok::<_, Infallible>(json_response(body));
+            }
+            let arrived = unix_ms();
+            stats.first_arrival.fetch_min(arrived, Ordering::Relaxed);
+            stats.last_arrival.fetch_max(arrived, Ordering::Relaxed);
+            let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+            stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+            stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+            stats.served.fetch_add(1, Ordering::Relaxed);
+            stats.last_answer.fetch_max(unix_ms(), Ordering::Relaxed);
+            Ok(json_response(r#"{"ok":true}"#.to_owned()))
+        }
+    })
+}
+
+/// A TLS acceptor with a fresh self-signed certificate for 127.0.0.1 that
+/// offers HTTP/2 and HTTP/1.1; and the certificate as PEM.
+fn tls_acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), Error> {
+    use tokio_rustls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).map_err(|e| format!("certificate: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .map_err(|e| format!("TLS config: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), certified.cert.pem()))
+}
+
+/// Serves the slow upstream over TLS: HTTP/2 or HTTP/1.1, as the client's
+/// ALPN asks.
+async fn serve_tls(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, stats: Arc<UpstreamStats>, delay: Duration) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                eprintln!("slow-upstream (TLS): accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let (acceptor, service) = (acceptor.clone(), upstream_service(stats.clone(), delay));
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(stream).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    eprintln!("slow-upstream (TLS): handshake failed: {e}");
+                    return;
+                }
+            };
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http2().max_concurrent_streams(100_000);
+            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
         });
     }
 }
@@ -806,7 +873,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let known: &[&str] = match command.as_str() {
-        "slow-upstream" => &["listen", "delay-ms"],
+        "slow-upstream" => &["listen", "delay-ms", "tls-listen", "cert-out"],
         "burst" => &[
             "url",
             "body",
