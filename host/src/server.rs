@@ -29,13 +29,16 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 /// Runs the host until SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let running = start(settings).await?;
+    // Before the line below: a script that sends SIGTERM as soon as it reads
+    // it must get a graceful stop, not the default action (exit mid-write).
+    let shutdown = shutdown_signal();
     if let Some(path) = &running.created_token {
         // The path, never the token.
         println!("admin token written to {} (owner-only)", path.display());
     }
     // Scripts and tests read this line to learn the bound port.
     println!("plugboard listening on http://{}", running.addr);
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     running.stop().await
 }
@@ -151,23 +154,34 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on the first SIGINT or SIGTERM. On Unix both are registered
+/// when this is called, not when the future is first polled: a signal in
+/// between would otherwise take its default action and end the process
+/// without the shutdown below (an e2e test that stopped a host right after
+/// its "listening" line saw exactly that).
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            let recv = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = recv(int) => {},
+                () = recv(term) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
