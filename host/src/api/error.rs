@@ -209,6 +209,10 @@ impl From<InvokeError> for ApiError {
                 Self::new(S::BAD_GATEWAY, "UPSTREAM_UNREACHABLE", message)
                     .with_details(json!({ "target": target }))
             }
+            InvokeError::UpstreamCertificate { target, .. } => {
+                Self::new(S::BAD_GATEWAY, "UPSTREAM_CERTIFICATE", message)
+                    .with_details(json!({ "target": target }))
+            }
             InvokeError::RateLimited {
                 target,
                 retry_after,
@@ -297,6 +301,7 @@ pub(crate) fn category(code: &str) -> ErrorCategory {
         | "INTERNAL_ERROR" => C::Temporary,
         "RATE_LIMIT_EXCEEDED" => C::RateLimited,
         "HOST_DENIED"
+        | "UPSTREAM_CERTIFICATE"
         | "CONFIG_ERROR"
         | "AUTH_REQUIRED"
         | "UNAUTHORIZED"

@@ -216,6 +216,15 @@ pub(super) async fn send(
                 );
                 return Err(e.code);
             }
+            Ok(Err(e)) if e.certificate => {
+                // Trust is configuration (`--egress-ca-file`), the same on
+                // every attempt: not retried, and not the upstream's failure
+                // for its circuit breaker.
+                drop(permit);
+                o.warn(&e.detail);
+                record(OutboundOutcome::Certificate(e.detail));
+                return Err(e.code);
+            }
             Ok(Err(e)) => {
                 o.broker.breakers().record(permit, false, Instant::now());
                 let kind = if e.connect_failed {

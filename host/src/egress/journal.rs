@@ -75,6 +75,9 @@ pub enum OutboundOutcome {
     Timeout(String),
     /// Transport failure before a response (refused, reset, TLS, DNS).
     Failed(String),
+    /// The upstream's TLS certificate was refused (untrusted issuer,
+    /// expired, another name): a configuration matter, not sent again.
+    Certificate(String),
     /// The upstream answered with this status.
     Status(u16),
 }
@@ -83,7 +86,7 @@ impl OutboundOutcome {
     /// The category of a failure; `None` for a successful status.
     pub fn category(&self) -> Option<ErrorCategory> {
         match self {
-            Self::Denied(_) => Some(ErrorCategory::Configuration),
+            Self::Denied(_) | Self::Certificate(_) => Some(ErrorCategory::Configuration),
             Self::Limit(_) => Some(ErrorCategory::Permanent),
             Self::RateLimited { .. } => Some(ErrorCategory::RateLimited),
             Self::Unavailable { .. } | Self::Timeout(_) | Self::Failed(_) => {
@@ -102,13 +105,18 @@ impl OutboundOutcome {
             Self::Unavailable { .. } => "unavailable",
             Self::Timeout(_) => "timeout",
             Self::Failed(_) => "failed",
+            Self::Certificate(_) => "certificate",
             Self::Status(_) => "status",
         }
     }
 
     fn message(&self) -> Option<&str> {
         match self {
-            Self::Denied(m) | Self::Limit(m) | Self::Timeout(m) | Self::Failed(m) => Some(m),
+            Self::Denied(m)
+            | Self::Limit(m)
+            | Self::Timeout(m)
+            | Self::Failed(m)
+            | Self::Certificate(m) => Some(m),
             Self::RateLimited { reason, .. } | Self::Unavailable { reason, .. } => Some(reason),
             Self::Status(_) => None,
         }
@@ -119,11 +127,12 @@ impl OutboundOutcome {
     fn rank(&self) -> Option<u8> {
         match self {
             Self::Denied(_) => Some(0),
-            Self::Limit(_) => Some(1),
-            Self::RateLimited { .. } => Some(2),
-            Self::Unavailable { .. } => Some(3),
-            Self::Timeout(_) => Some(4),
-            Self::Failed(_) => Some(5),
+            Self::Certificate(_) => Some(1),
+            Self::Limit(_) => Some(2),
+            Self::RateLimited { .. } => Some(3),
+            Self::Unavailable { .. } => Some(4),
+            Self::Timeout(_) => Some(5),
+            Self::Failed(_) => Some(6),
             Self::Status(_) => None,
         }
     }
@@ -131,7 +140,10 @@ impl OutboundOutcome {
     /// Whether the attempt reached the network (an answer, a timeout or a
     /// transport failure), as opposed to being refused inside the host.
     pub fn reached_upstream(&self) -> bool {
-        matches!(self, Self::Status(_) | Self::Timeout(_) | Self::Failed(_))
+        matches!(
+            self,
+            Self::Status(_) | Self::Timeout(_) | Self::Failed(_) | Self::Certificate(_)
+        )
     }
 }
 

@@ -138,6 +138,14 @@ pub enum InvokeError {
         /// Transport failure.
         reason: String,
     },
+    /// The guest failed after an upstream's TLS certificate was refused.
+    #[error("upstream certificate refused: {target}: {reason}")]
+    UpstreamCertificate {
+        /// `METHOD scheme://authority`.
+        target: String,
+        /// What was wrong with the certificate.
+        reason: String,
+    },
     /// The guest failed after a rate budget could not admit one of its
     /// requests before the deadline.
     #[error("rate limit exceeded: {target}: {reason}")]
@@ -875,6 +883,7 @@ fn explain(guest_error: GuestError, outbound: &[OutboundRecord]) -> InvokeError 
         },
         OutboundOutcome::Timeout(reason) => InvokeError::UpstreamTimeout { target, reason },
         OutboundOutcome::Failed(reason) => InvokeError::UpstreamUnreachable { target, reason },
+        OutboundOutcome::Certificate(reason) => InvokeError::UpstreamCertificate { target, reason },
         OutboundOutcome::Status(_) => InvokeError::Guest(guest_error),
     }
 }

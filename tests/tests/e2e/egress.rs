@@ -265,7 +265,7 @@ async fn an_upstream_certificate_the_host_does_not_trust_is_refused() {
             )
             .await,
         502,
-        "UPSTREAM_UNREACHABLE",
+        "UPSTREAM_CERTIFICATE",
     );
     assert!(
         e["message"]
@@ -274,9 +274,11 @@ async fn an_upstream_certificate_the_host_does_not_trust_is_refused() {
             .contains("invalid peer certificate: UnknownIssuer"),
         "{e}"
     );
+    assert_eq!(e["category"], "configuration", "{e}");
+    assert_eq!(e["retryable"], false, "{e}");
     let (connections, refused) = served(&upstream);
     assert_eq!(connections, 0, "no request reached the upstream");
-    assert!(refused >= 1, "the handshake failed");
+    assert_eq!(refused, 1, "one handshake, not retried");
 }
 
 #[tokio::test]

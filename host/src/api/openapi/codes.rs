@@ -70,6 +70,7 @@ catalogue! {
     CREDENTIALS_UNREADABLE = 500, "A stored credential does not open (tampered with, or sealed for another instance); set the credentials again.";
     UPSTREAM_ERROR = 502, "The upstream answered 5xx or otherwise failed (connector `upstream`; `details.upstreamStatus`).";
     UPSTREAM_UNREACHABLE = 502, "Connection refused, reset or timed out on the way to the upstream (`details.target`).";
+    UPSTREAM_CERTIFICATE = 502, "The upstream's TLS certificate was refused: not issued by a trusted CA (see `--egress-ca-file`), expired, or for another name (`details.target`); the request was not sent.";
     OUTBOUND_LIMIT = 502, "A request exceeded a per-invocation limit: request count, request or response body size (`details.target`).";
     INVALID_CONNECTOR_OUTPUT = 502, "The connector returned a result that is not JSON or does not match the method's result schema, or an event payload that is not JSON.";
     OAUTH_TOKEN_ERROR = 502, "The OAuth token endpoint refused (its OAuth `error` is in the message) or failed.";
@@ -98,6 +99,7 @@ pub const CALL: &[ErrorCode] = &[
     CREDENTIALS_UNREADABLE,
     UPSTREAM_ERROR,
     UPSTREAM_UNREACHABLE,
+    UPSTREAM_CERTIFICATE,
     OUTBOUND_LIMIT,
     OAUTH_TOKEN_ERROR,
     UPSTREAM_UNAVAILABLE,
