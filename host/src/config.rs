@@ -118,9 +118,9 @@ pub struct EgressSettings {
     pub breaker: BreakerConfig,
     /// Requests that may wait on one rate budget at once.
     pub max_queued: usize,
-    /// Certificates trusted for outbound HTTPS besides the webpki
-    /// (Mozilla) roots: a private CA, or a test upstream's.
-    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Trust anchors for outbound HTTPS besides the webpki (Mozilla) roots:
+    /// a private CA, or a test upstream's; parsed once, here.
+    pub extra_roots: Vec<rustls::pki_types::TrustAnchor<'static>>,
     /// Offer HTTP/2 to HTTPS upstreams (ALPN), so concurrent calls to one
     /// upstream share a connection; HTTP/1.1 only when false.
     pub http2: bool,
@@ -560,19 +560,18 @@ fn resolve_egress(o: &Overrides, f: &FileEgress) -> Result<EgressSettings, Confi
     })
 }
 
-/// Reads the certificates of PEM files and checks that each makes a trust
-/// anchor, so a wrong file stops the host at start-up, not its first
-/// outbound call.
+/// Reads the certificates of PEM files into trust anchors, so a wrong file
+/// stops the host at start-up, not its first outbound call.
 fn load_roots<'a>(
     paths: impl Iterator<Item = &'a PathBuf>,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+) -> Result<Vec<rustls::pki_types::TrustAnchor<'static>>, ConfigError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let invalid = |path: &Path, message: String| ConfigError::Invalid {
         name: "egress ca_file",
         message: format!("{}: {message}", path.display()),
     };
-    let mut roots = Vec::new();
+    let mut store = rustls::RootCertStore::empty();
     for path in paths {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -580,15 +579,13 @@ fn load_roots<'a>(
         if certs.is_empty() {
             return Err(invalid(path, "holds no PEM certificate".into()));
         }
-        let mut scratch = rustls::RootCertStore::empty();
-        for cert in &certs {
-            scratch
-                .add(cert.clone())
+        for cert in certs {
+            store
+                .add(cert)
                 .map_err(|e| invalid(path, format!("not a usable CA certificate: {e}")))?;
         }
-        roots.extend(certs);
     }
-    Ok(roots)
+    Ok(store.roots)
 }
 
 fn count(v: Option<u32>, default: u32, name: &'static str, max: u32) -> Result<u32, ConfigError> {

@@ -178,14 +178,7 @@ impl OutboundClient {
     pub fn new(policy: Arc<IpPolicy>, settings: &EgressSettings) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        // The settings checked every extra root when they were resolved.
-        let (_, unusable) = roots.add_parsable_certificates(settings.extra_roots.iter().cloned());
-        if unusable > 0 {
-            tracing::warn!(
-                unusable,
-                "extra CA certificates that are not usable are ignored"
-            );
-        }
+        roots.extend(settings.extra_roots.iter().cloned());
         let tls = rustls::ClientConfig::builder()
             .with_root_certificates(roots)
             .with_no_client_auth();
