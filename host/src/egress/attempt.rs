@@ -216,7 +216,7 @@ pub(super) async fn send(
                 );
                 return Err(e.code);
             }
-            Ok(Err(e)) if e.certificate => {
+            Ok(Err(e)) if e.certificate_refused() => {
                 // Trust is configuration (`--egress-ca-file`), the same on
                 // every attempt: not retried, and not the upstream's failure
                 // for its circuit breaker.

@@ -226,8 +226,6 @@ pub struct SendError {
     /// Whether no connection was established, so not a byte of the request
     /// reached the upstream (safe to send again, even a `POST`).
     pub connect_failed: bool,
-    /// Whether the TLS handshake refused the upstream's certificate.
-    pub certificate: bool,
 }
 
 impl SendError {
@@ -238,18 +236,17 @@ impl SendError {
         };
         let connect = find::<ConnectError>(&e);
         let refused = matches!(connect, Some(ConnectError::Forbidden { .. }));
-        let certificate = certificate_refused(&e);
         Self {
-            code: if certificate {
-                HttpError::TlsCertificateError
-            } else {
-                map_client_error(&e)
-            },
+            code: map_client_error(&e),
             detail,
             refused,
             connect_failed: connect.is_some(),
-            certificate,
         }
+    }
+
+    /// Whether the TLS handshake refused the upstream's certificate.
+    pub fn certificate_refused(&self) -> bool {
+        matches!(self.code, HttpError::TlsCertificateError)
     }
 }
 
@@ -276,46 +273,40 @@ fn map_client_error(e: &hyper_util::client::legacy::Error) -> HttpError {
         }
         return HttpError::HttpProtocolError;
     }
+    if matches!(
+        find::<rustls::Error>(e),
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    ) {
+        return HttpError::TlsCertificateError;
+    }
     if e.is_connect() {
-        // TLS handshake failures (certificate, protocol) end up here.
+        // Other TLS handshake failures end up here.
         return HttpError::TlsProtocolError;
     }
     HttpError::InternalError(Some(e.to_string()))
 }
 
-/// Whether the TLS handshake failed on the upstream's certificate. rustls's
-/// error travels inside `io::Error`s (hyper-rustls wraps tokio-rustls's
-/// `io::Error` in another), and `io::Error::source()` skips the error it
-/// wraps, so each `io::Error` met is opened down to what it holds.
-fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(e);
-    while let Some(err) = current {
-        let mut inner: &(dyn std::error::Error + 'static) = err;
-        while let Some(wrapped) = inner
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            inner = wrapped;
-        }
-        if matches!(
-            inner.downcast_ref::<rustls::Error>(),
-            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
-        ) {
-            return true;
-        }
-        current = err.source();
-    }
-    false
-}
-
-/// The first error of type `T` in the source chain.
+/// The first error of type `T` in the source chain. `io::Error::source()`
+/// skips the error an `io::Error` wraps, so those are opened too: rustls's
+/// error arrives inside tokio-rustls's `io::Error`, which hyper-rustls wraps
+/// in another.
 fn find<'a, T: std::error::Error + 'static>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a T> {
     let mut current = Some(e);
     while let Some(err) = current {
-        if let Some(t) = err.downcast_ref::<T>() {
-            return Some(t);
+        let mut inner = err;
+        loop {
+            if let Some(t) = inner.downcast_ref::<T>() {
+                return Some(t);
+            }
+            match inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                Some(wrapped) => inner = wrapped,
+                None => break,
+            }
         }
         current = err.source();
     }
