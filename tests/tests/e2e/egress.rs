@@ -249,7 +249,9 @@ async fn https_upstreams_get_http2_and_concurrent_calls_share_one_connection() {
 #[tokio::test]
 async fn an_upstream_certificate_the_host_does_not_trust_is_refused() {
     let upstream = tls_platform().await;
-    let host = Host::start(&[]);
+    // One failure would open an upstream's circuit: a refused certificate
+    // must not count as one.
+    let host = Host::start(&["--egress-breaker-threshold", "1"]);
     let inst = host
         .instance(
             REST_WASM,
@@ -279,6 +281,20 @@ async fn an_upstream_certificate_the_host_does_not_trust_is_refused() {
     let (connections, refused) = served(&upstream);
     assert_eq!(connections, 0, "no request reached the upstream");
     assert_eq!(refused, 1, "one handshake, not retried");
+
+    let again = host
+        .invoke(
+            &inst,
+            "request",
+            json!({"method": "GET", "path": "/version"}),
+        )
+        .await;
+    assert_error(&again, 502, "UPSTREAM_CERTIFICATE");
+    assert_eq!(
+        served(&upstream),
+        (0, 2),
+        "the circuit stayed closed: the second call tried again"
+    );
 }
 
 #[tokio::test]
