@@ -301,6 +301,30 @@ fn json_response(body: String) -> Response<Full<Bytes>> {
     response
 }
 
+/// A loopback listener with a deep accept queue: thousands of connections
+/// arrive within milliseconds, and a dropped SYN costs a 1 s retransmit (the
+/// kernel caps the queue at net.core.somaxconn).
+fn bind_deep(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    socket.set_reuseaddr(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
+    socket.bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    socket.listen(65_535).map_err(|e| format!("listen: {e}"))
+}
+
+/// The next connection; an accept error (out of file descriptors) is
+/// reported and retried after 10 ms.
+async fn accept(listener: &tokio::net::TcpListener) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(e) => {
+                eprintln!("slow-upstream: accept failed: {e} (raise `ulimit -n`?)");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 async fn slow_upstream(args: &Args) -> Result<(), Error> {
     let listen: SocketAddr = args
         .get("listen")
@@ -308,13 +332,7 @@ async fn slow_upstream(args: &Args) -> Result<(), Error> {
         .parse()
         .map_err(|e| format!("--listen: {e}"))?;
     let delay = Duration::from_millis(args.number("delay-ms", 1000u64)?);
-    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-    socket.set_reuseaddr(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
-    socket.bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
-    // A deep accept queue: thousands of connections arrive within
-    // milliseconds, and a dropped SYN costs a 1 s retransmit (the kernel caps
-    // this at net.core.somaxconn).
-    let listener = socket.listen(65_535).map_err(|e| format!("listen: {e}"))?;
+    let listener = bind_deep(listen)?;
     let bound = listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
     let stats = Arc::new(UpstreamStats::default());
     if let Some(tls_listen) = args.get("tls-listen") {
@@ -322,21 +340,14 @@ async fn slow_upstream(args: &Args) -> Result<(), Error> {
         let tls_listen: SocketAddr = tls_listen.parse().map_err(|e| format!("--tls-listen: {e}"))?;
         let (acceptor, pem) = tls_acceptor()?;
         std::fs::write(cert_out, pem).map_err(|e| format!("writing {cert_out}: {e}"))?;
-        let tls_listener = tokio::net::TcpListener::bind(tls_listen).await.map_err(|e| format!("bind {tls_listen}: {e}"))?;
+        let tls_listener = bind_deep(tls_listen)?;
         let tls_bound = tls_listener.local_addr().map_err(|e| format!("local_addr: {e}"))?;
         println!("slow-upstream listening on https://{tls_bound} (HTTP/2 and HTTP/1.1, certificate in {cert_out})");
         tokio::spawn(serve_tls(tls_listener, acceptor, stats.clone(), delay));
     }
     println!("slow-upstream listening on http://{bound} (delay {} ms)", delay.as_millis());
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                eprintln!("slow-upstream: accept failed: {e} (raise `ulimit -n`?)");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = accept(&listener).await;
         let service = upstream_service(stats.clone(), delay);
         tokio::spawn(async move {
             let _ = server_http1::Builder::new()
@@ -405,14 +416,7 @@ fn tls_acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), Error> {
 /// ALPN asks.
 async fn serve_tls(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, stats: Arc<UpstreamStats>, delay: Duration) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                eprintln!("slow-upstream (TLS): accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = accept(&listener).await;
         let (acceptor, service) = (acceptor.clone(), upstream_service(stats.clone(), delay));
         tokio::spawn(async move {
             let tls = match acceptor.accept(stream).await {
