@@ -77,9 +77,9 @@ fn memory_keep_resident(limits: &Limits, pagemap_scan: bool) -> usize {
 /// kernel's zero page for a table) and writes it later. That write replaces
 /// a present page-table entry, which flushes the TLB of the other core with
 /// an interrupt while it runs another host thread. In the first 10,000-call
-/// burst of the `rest` guest on a fresh host, such faults were 14 % of the
-/// host's CPU samples and 324 of its 2,632 samples were in those flushes
-/// (`perf record -g -p <host>`, fat LTO, e016502).
+/// burst of the `rest` guest on a fresh host, page faults were 33 % of the
+/// host's CPU samples (865 of 2,632) and 324 were in those flushes (`perf
+/// record -g -p <host>`, fat LTO, e016502).
 ///
 /// Both knobs, because each alone leaves the other source of such faults
 /// and showed no gain (docs/benchmarks.md, before LTO). Together, on that
