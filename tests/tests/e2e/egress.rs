@@ -209,6 +209,25 @@ fn ca_file(upstream: &crate::common::TlsUpstream) -> (std::sync::Arc<tempfile::T
     (root, path.to_str().unwrap().to_owned())
 }
 
+/// A `rest` instance whose base URL is the platform's `/api`.
+async fn rest_instance(host: &Host, upstream: &crate::common::TlsUpstream) -> String {
+    host.instance(
+        REST_WASM,
+        json!({ "base_url": format!("{}/api", upstream.url) }),
+    )
+    .await
+}
+
+/// Asks the platform, through the instance, which HTTP version it got.
+async fn ask_version(host: &Host, inst: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    host.invoke(
+        inst,
+        "request",
+        json!({"method": "GET", "path": "/version"}),
+    )
+    .await
+}
+
 fn served(upstream: &crate::common::TlsUpstream) -> (usize, usize) {
     use std::sync::atomic::Ordering::SeqCst;
     (
@@ -222,19 +241,13 @@ async fn https_upstreams_get_http2_and_concurrent_calls_share_one_connection() {
     let upstream = tls_platform().await;
     let (root, ca) = ca_file(&upstream);
     let host = Host::start_in(root, &["--egress-ca-file", &ca]);
-    let inst = host
-        .instance(
-            REST_WASM,
-            json!({ "base_url": format!("{}/api", upstream.url) }),
-        )
-        .await;
-    let get = json!({"method": "GET", "path": "/version"});
-    let (status, body) = host.invoke(&inst, "request", get.clone()).await;
+    let inst = rest_instance(&host, &upstream).await;
+    let (status, body) = ask_version(&host, &inst).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["body"]["version"], "HTTP/2.0", "{body}");
     assert_eq!(served(&upstream), (1, 0));
 
-    let calls = (0..8).map(|_| host.invoke(&inst, "request", get.clone()));
+    let calls = (0..8).map(|_| ask_version(&host, &inst));
     for (status, body) in futures::future::join_all(calls).await {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["body"]["version"], "HTTP/2.0", "{body}");
@@ -252,20 +265,9 @@ async fn an_upstream_certificate_the_host_does_not_trust_is_refused() {
     // One failure would open an upstream's circuit: a refused certificate
     // must not count as one.
     let host = Host::start(&["--egress-breaker-threshold", "1"]);
-    let inst = host
-        .instance(
-            REST_WASM,
-            json!({ "base_url": format!("{}/api", upstream.url) }),
-        )
-        .await;
+    let inst = rest_instance(&host, &upstream).await;
     let e = assert_error(
-        &host
-            .invoke(
-                &inst,
-                "request",
-                json!({"method": "GET", "path": "/version"}),
-            )
-            .await,
+        &ask_version(&host, &inst).await,
         502,
         "UPSTREAM_CERTIFICATE",
     );
@@ -282,13 +284,7 @@ async fn an_upstream_certificate_the_host_does_not_trust_is_refused() {
     assert_eq!(connections, 0, "no request reached the upstream");
     assert_eq!(refused, 1, "one handshake, not retried");
 
-    let again = host
-        .invoke(
-            &inst,
-            "request",
-            json!({"method": "GET", "path": "/version"}),
-        )
-        .await;
+    let again = ask_version(&host, &inst).await;
     assert_error(&again, 502, "UPSTREAM_CERTIFICATE");
     assert_eq!(
         served(&upstream),
@@ -308,19 +304,8 @@ async fn http2_can_be_switched_off_in_the_config_file() {
     )
     .unwrap();
     let host = Host::start_in(root, &["--config", config.to_str().unwrap()]);
-    let inst = host
-        .instance(
-            REST_WASM,
-            json!({ "base_url": format!("{}/api", upstream.url) }),
-        )
-        .await;
-    let (status, body) = host
-        .invoke(
-            &inst,
-            "request",
-            json!({"method": "GET", "path": "/version"}),
-        )
-        .await;
+    let inst = rest_instance(&host, &upstream).await;
+    let (status, body) = ask_version(&host, &inst).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["body"]["version"], "HTTP/1.1", "{body}");
 }
