@@ -9,13 +9,6 @@
 //! did what is the audit trail's job; these are operating figures, like
 //! `/metrics` but per instance.
 //!
-//! Every call writes here, so the figures are sharded by thread: a call
-//! updates its own thread's shard and reads merge the shards. With one
-//! shared map both workers took the same lock on every call and wrote the
-//! same instance's slots; perf under `scripts/bench-load` showed the lock
-//! contended (futex waits under `record_call`) and `record_call` at 2.2 %
-//! of the host's CPU.
-//!
 //! - [`histogram`]: the sparse log-scale latency histogram every slot holds.
 //! - [`bucket`]: what a slot holds, how slots merge, their JSON.
 //! - [`window`]: `?window=` parsing and the slot rings.
@@ -25,7 +18,6 @@ pub mod histogram;
 pub mod window;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,36 +32,14 @@ use window::Ring;
 /// The window health reports an error rate over.
 pub const HEALTH_WINDOW: Window = Window::Minutes(15);
 
-/// How many shards [`Usage`] keeps. Threads take them in turn; the host's
-/// calls run on its async workers (one per core) and a few blocking
-/// threads, so 16 keeps them apart on machines of up to 8 cores or so,
-/// and two threads that share a shard still only share a lock.
-const SHARDS: usize = 16;
-
 /// Usage of all instances.
-pub struct Usage {
-    shards: Box<[Shard]>,
-}
-
-/// One thread's share of the figures. Aligned to two cache lines so that
-/// neighbouring shards' locks are not written through one line.
-#[repr(align(128))]
 #[derive(Default)]
-struct Shard(Mutex<HashMap<String, InstanceUsage>>);
-
-impl Default for Usage {
-    fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-        }
-    }
+pub struct Usage {
+    instances: Mutex<HashMap<String, InstanceUsage>>,
 }
 
 struct InstanceUsage {
     connector: String,
-    /// When this shard last saw `connector` change (or the entry begin):
-    /// after an upgrade the newest shard's name wins.
-    connector_since: SystemTime,
     since: SystemTime,
     total: Bucket,
     minutes: Ring<Bucket>,
@@ -82,7 +52,6 @@ impl InstanceUsage {
     fn new(connector: &str, now: SystemTime) -> Self {
         Self {
             connector: connector.to_owned(),
-            connector_since: now,
             since: now,
             total: Bucket::default(),
             minutes: Ring::minutes(),
@@ -128,42 +97,13 @@ pub struct Recent {
 }
 
 impl Usage {
-    /// The calling thread's shard.
-    fn own(&self) -> MutexGuard<'_, HashMap<String, InstanceUsage>> {
-        thread_local! {
-            static SHARD: usize = {
-                static NEXT: AtomicUsize = AtomicUsize::new(0);
-                NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
-            };
-        }
-        lock(&self.shards[SHARD.with(|s| *s)])
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, InstanceUsage>> {
+        // Each update leaves the map consistent; a panic elsewhere while
+        // holding the lock does not invalidate it.
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every shard, locked one after the other (never two at once, so a
-    /// reader cannot deadlock with a writer or another reader).
-    fn each_shard(&self, mut f: impl FnMut(&HashMap<String, InstanceUsage>)) {
-        for shard in &self.shards {
-            f(&lock(shard));
-        }
-    }
-
-    /// `instance`'s entries, merged: what one map held before sharding.
-    fn merged(&self, instance: &str, window: Window, now: SystemTime) -> Option<Merged> {
-        let mut merged: Option<Merged> = None;
-        self.each_shard(|map| {
-            if let Some(u) = map.get(instance) {
-                let part = Merged::of(u, window, now);
-                match &mut merged {
-                    None => merged = Some(part),
-                    Some(m) => m.add(part),
-                }
-            }
-        });
-        merged
-    }
-
-    /// Runs `f` on `instance`'s entry in this thread's shard, created on
-    /// first use.
+    /// Runs `f` on `instance`'s entry, created on first use.
     fn update(
         &self,
         instance: &str,
@@ -171,14 +111,13 @@ impl Usage {
         now: SystemTime,
         f: impl FnOnce(&mut InstanceUsage),
     ) {
-        let mut map = self.own();
+        let mut map = self.lock();
         // Look up before inserting: no owned key, and one hash, on every call.
         match map.get_mut(instance) {
             Some(entry) => {
                 // After an upgrade the instance's usage counts for the new version.
                 if entry.connector != connector {
                     entry.connector = connector.to_owned();
-                    entry.connector_since = now;
                 }
                 f(entry);
             }
@@ -229,8 +168,9 @@ impl Usage {
 
     /// `instance`'s figures over `window` (zeroes if it has not run).
     pub fn stats(&self, instance: &str, window: Window, now: SystemTime) -> Value {
-        let (bucket, since) = match self.merged(instance, window, now) {
-            Some(m) => (m.bucket, m.since),
+        let map = self.lock();
+        let (bucket, since) = match map.get(instance) {
+            Some(u) => (u.window(window, now), u.since),
             None => (Bucket::default(), now),
         };
         let mut v = bucket.to_json();
@@ -246,27 +186,15 @@ impl Usage {
 
     /// The cost summary over `window`: per instance and per connector.
     pub fn summary(&self, window: Window, now: SystemTime) -> Value {
-        let mut all: HashMap<String, Merged> = HashMap::new();
-        self.each_shard(|map| {
-            for (id, u) in map {
-                let part = Merged::of(u, window, now);
-                match all.get_mut(id) {
-                    Some(m) => m.add(part),
-                    None => {
-                        all.insert(id.clone(), part);
-                    }
-                }
-            }
-        });
-        let mut instances: Vec<(&str, &Merged)> =
-            all.iter().map(|(id, m)| (id.as_str(), m)).collect();
-        instances.sort_by(|a, b| a.0.cmp(b.0));
+        let map = self.lock();
         let mut per_connector: std::collections::BTreeMap<&str, Bucket> = Default::default();
-        for (_, m) in &instances {
-            per_connector
-                .entry(m.connector.as_str())
-                .or_default()
-                .merge(&m.bucket);
+        let mut instances: Vec<(&str, &str, Bucket)> = map
+            .iter()
+            .map(|(id, u)| (id.as_str(), u.connector.as_str(), u.window(window, now)))
+            .collect();
+        instances.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, connector, b) in &instances {
+            per_connector.entry(connector).or_default().merge(b);
         }
         json!({
             "window": window.to_string(),
@@ -276,10 +204,10 @@ impl Usage {
                 v["connector"] = json!(c);
                 v
             }).collect::<Vec<_>>(),
-            "instances": instances.iter().map(|(i, m)| {
-                let mut v = m.bucket.summary();
+            "instances": instances.iter().map(|(i, c, b)| {
+                let mut v = b.summary();
                 v["instance"] = json!(i);
-                v["connector"] = json!(m.connector);
+                v["connector"] = json!(c);
                 v
             }).collect::<Vec<_>>(),
         })
@@ -287,77 +215,36 @@ impl Usage {
 
     /// Last outcomes and the recent error rate of `instance`.
     pub fn recent(&self, instance: &str, now: SystemTime) -> Recent {
-        let Some(m) = self.merged(instance, HEALTH_WINDOW, now) else {
+        let map = self.lock();
+        let Some(u) = map.get(instance) else {
             return Recent::default();
         };
+        let b = u.window(HEALTH_WINDOW, now);
         Recent {
-            last_success: m.last_success,
-            last_failure: m.last_failure,
-            calls: m.bucket.calls.count(),
-            failed: m.bucket.calls.failed(),
+            last_success: u.last_success,
+            last_failure: u.last_failure,
+            calls: b.calls.count(),
+            failed: b.calls.failed(),
         }
     }
 
     /// The upstreams `instance` has sent requests to since start.
     pub fn upstreams(&self, instance: &str) -> Vec<String> {
-        let mut names = std::collections::BTreeSet::new();
-        self.each_shard(|map| {
-            if let Some(u) = map.get(instance) {
-                names.extend(u.total.outbound.upstream_names().map(str::to_owned));
-            }
-        });
-        names.into_iter().collect()
+        self.lock()
+            .get(instance)
+            .map(|u| {
+                u.total
+                    .outbound
+                    .upstream_names()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Drops the usage of a deleted instance.
     pub fn forget(&self, instance: &str) {
-        for shard in &self.shards {
-            lock(shard).remove(instance);
-        }
-    }
-}
-
-/// A shard's map. Each update leaves it consistent; a panic elsewhere while
-/// holding the lock does not invalidate it.
-fn lock(shard: &Shard) -> MutexGuard<'_, HashMap<String, InstanceUsage>> {
-    shard.0.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One instance's figures over a window, added up over the shards that
-/// hold some of them.
-struct Merged {
-    connector: String,
-    connector_since: SystemTime,
-    since: SystemTime,
-    bucket: Bucket,
-    last_success: Option<SystemTime>,
-    last_failure: Option<(SystemTime, &'static str)>,
-}
-
-impl Merged {
-    fn of(u: &InstanceUsage, window: Window, now: SystemTime) -> Self {
-        Self {
-            connector: u.connector.clone(),
-            connector_since: u.connector_since,
-            since: u.since,
-            bucket: u.window(window, now),
-            last_success: u.last_success,
-            last_failure: u.last_failure,
-        }
-    }
-
-    fn add(&mut self, o: Self) {
-        if o.connector_since > self.connector_since {
-            self.connector = o.connector;
-            self.connector_since = o.connector_since;
-        }
-        self.since = self.since.min(o.since);
-        self.bucket.merge(&o.bucket);
-        self.last_success = self.last_success.max(o.last_success);
-        self.last_failure = match (self.last_failure, o.last_failure) {
-            (Some(a), Some(b)) => Some(if b.0 > a.0 { b } else { a }),
-            (a, b) => a.or(b),
-        };
+        self.lock().remove(instance);
     }
 }
 
@@ -505,48 +392,6 @@ mod tests {
         assert_eq!((r.calls, r.failed), (3, 2));
         assert_eq!(r.last_success, Some(at(T0)));
         assert_eq!(r.last_failure, Some((at(T0), "INVALID_PARAMS")));
-    }
-
-    /// Calls of one instance on several threads land in several shards;
-    /// every read adds them up as one map held them before.
-    #[test]
-    fn figures_from_many_threads_read_as_one() {
-        let u = Usage::default();
-        let r = record(OutboundOutcome::Status(200), Decision::Allowed, 5);
-        std::thread::scope(|scope| {
-            for t in 0..(2 * SHARDS as u64) {
-                let (u, r) = (&u, &r);
-                scope.spawn(move || {
-                    u.record_call("i1", "slack@1", &ok(10), at(T0 + t));
-                    u.record_outbound("i1", "slack@1", std::slice::from_ref(r), at(T0 + t));
-                });
-            }
-        });
-        // Threads take the shards in turn (other tests' threads too, so
-        // not exactly one each): the figures are spread over several.
-        let holding = u.shards.iter().filter(|s| lock(s).contains_key("i1")).count();
-        assert!(holding > 1, "{holding} shard(s) hold the calls");
-        let calls = 2 * SHARDS as u64;
-        let end = at(T0 + calls);
-        let stats = u.stats("i1", Window::All, end);
-        assert_eq!(stats["invocations"]["count"], calls);
-        assert_eq!(stats["outbound"]["requests"], calls);
-        assert_eq!(stats["from"], json!(rfc3339(at(T0))));
-        assert_eq!(u.upstreams("i1"), vec!["http://127.0.0.1:9".to_owned()]);
-        let recent = u.recent("i1", end);
-        assert_eq!((recent.calls, recent.failed), (calls, 0));
-        // An upgrade seen by one thread names the instance's connector.
-        std::thread::scope(|scope| {
-            scope.spawn(|| u.record_call("i1", "slack@2", &ok(10), end));
-        });
-        // The newest success of any shard is the instance's last one.
-        assert_eq!(u.recent("i1", end).last_success, Some(end));
-        let summary = u.summary(Window::All, end);
-        assert_eq!(summary["instances"].as_array().map(Vec::len), Some(1));
-        assert_eq!(summary["instances"][0]["connector"], "slack@2");
-        assert_eq!(summary["connectors"][0]["invocations"], calls + 1);
-        u.forget("i1");
-        assert!(u.shards.iter().all(|s| lock(s).is_empty()));
     }
 
     #[test]
