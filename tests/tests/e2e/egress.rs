@@ -188,15 +188,34 @@ async fn slow_and_huge_upstreams_are_cut_off_without_blocking_others() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Calls the HTTP/2 test sends at once.
+const TOGETHER: usize = 8;
+
 /// An HTTPS "platform" on loopback: `GET /api/version` answers which HTTP
-/// version the request arrived over.
+/// version the request arrived over; `GET /api/together` answers only once
+/// [`TOGETHER`] such requests are in flight at the same time (or says it
+/// gave up waiting after 10 s), so calls that arrive one after another
+/// cannot pass for concurrent ones.
 async fn tls_platform() -> crate::common::TlsUpstream {
-    let app = axum::Router::new().route(
-        "/api/version",
-        axum::routing::get(|req: axum::extract::Request| async move {
-            axum::Json(json!({ "version": format!("{:?}", req.version()) }))
-        }),
-    );
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(TOGETHER));
+    let app = axum::Router::new()
+        .route(
+            "/api/version",
+            axum::routing::get(|req: axum::extract::Request| async move {
+                axum::Json(json!({ "version": format!("{:?}", req.version()) }))
+            }),
+        )
+        .route(
+            "/api/together",
+            axum::routing::get(move |req: axum::extract::Request| async move {
+                let waited =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), barrier.wait()).await;
+                axum::Json(json!({
+                    "version": format!("{:?}", req.version()),
+                    "together": waited.is_ok(),
+                }))
+            }),
+        );
     crate::common::TlsUpstream::start(app).await
 }
 
@@ -247,15 +266,22 @@ async fn https_upstreams_get_http2_and_concurrent_calls_share_one_connection() {
     assert_eq!(body["data"]["body"]["version"], "HTTP/2.0", "{body}");
     assert_eq!(served(&upstream), (1, 0));
 
-    let calls = (0..8).map(|_| ask_version(&host, &inst));
+    let calls = (0..TOGETHER).map(|_| {
+        host.invoke(
+            &inst,
+            "request",
+            json!({"method": "GET", "path": "/together"}),
+        )
+    });
     for (status, body) in futures::future::join_all(calls).await {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["body"]["version"], "HTTP/2.0", "{body}");
+        assert_eq!(body["data"]["body"]["together"], true, "{body}");
     }
     assert_eq!(
         served(&upstream),
         (1, 0),
-        "eight concurrent calls after the first reuse its connection"
+        "eight calls in flight at once after the first share its connection"
     );
 }
 
