@@ -286,29 +286,26 @@ fn map_client_error(e: &hyper_util::client::legacy::Error) -> HttpError {
     HttpError::InternalError(Some(e.to_string()))
 }
 
-/// The first error of type `T` in the source chain. `io::Error::source()`
-/// skips the error an `io::Error` wraps, so those are opened too: rustls's
-/// error arrives inside tokio-rustls's `io::Error`, which hyper-rustls wraps
-/// in another.
+/// The first error of type `T` in the source chain. An `io::Error`'s
+/// `source()` is the source of the error it wraps, skipping that error
+/// itself, so the walk steps into the wrapped error instead (its sources
+/// follow from there): rustls's error arrives inside tokio-rustls's
+/// `io::Error`, which hyper-rustls wraps in another.
 fn find<'a, T: std::error::Error + 'static>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a T> {
     let mut current = Some(e);
     while let Some(err) = current {
-        let mut inner = err;
-        loop {
-            if let Some(t) = inner.downcast_ref::<T>() {
-                return Some(t);
-            }
-            match inner
-                .downcast_ref::<std::io::Error>()
-                .and_then(std::io::Error::get_ref)
-            {
-                Some(wrapped) => inner = wrapped,
-                None => break,
-            }
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
         }
-        current = err.source();
+        current = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(wrapped) => Some(wrapped),
+            None => err.source(),
+        };
     }
     None
 }
