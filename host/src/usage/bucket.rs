@@ -92,7 +92,7 @@ impl Calls {
         self.total += c.duration;
     }
 
-    fn merge(&mut self, o: &Self) {
+    pub(super) fn merge(&mut self, o: &Self) {
         self.count += o.count;
         self.failed += o.failed;
         add_counts(&mut self.by_code, &o.by_code);

@@ -12,9 +12,12 @@
 //! - [`histogram`]: the sparse log-scale latency histogram every slot holds.
 //! - [`bucket`]: what a slot holds, how slots merge, their JSON.
 //! - [`window`]: `?window=` parsing and the slot rings.
+//! - [`pending`]: each thread's calls not yet folded into the shared
+//!   figures (folded by every read).
 
 pub mod bucket;
 pub mod histogram;
+mod pending;
 pub mod window;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ pub use bucket::{Bucket, CallOutcome};
 pub use window::{BadWindow, Window};
 
 use crate::egress::OutboundRecord;
+use pending::Pending;
 use window::Ring;
 
 /// The window health reports an error rate over.
@@ -36,6 +40,8 @@ pub const HEALTH_WINDOW: Window = Window::Minutes(15);
 #[derive(Default)]
 pub struct Usage {
     instances: Mutex<HashMap<String, InstanceUsage>>,
+    /// Calls recorded and not yet in `instances`.
+    pending: pending::Shards,
 }
 
 struct InstanceUsage {
@@ -61,12 +67,24 @@ impl InstanceUsage {
         }
     }
 
-    /// Applies `f` to the total and to the current minute and hour slots.
-    fn each(&mut self, now: SystemTime, f: impl Fn(&mut Bucket)) {
-        let secs = unix_secs(now);
+    /// Applies `f` to the total and to the minute and hour slots of
+    /// `secs` (those still kept).
+    fn each(&mut self, secs: u64, f: impl Fn(&mut Bucket)) {
         f(&mut self.total);
-        f(self.minutes.slot(secs));
-        f(self.hours.slot(secs));
+        self.minutes.slot(secs).map(&f);
+        self.hours.slot(secs).map(&f);
+    }
+
+    /// Adds a thread's pending calls.
+    fn fold(&mut self, p: &Pending) {
+        self.since = self.since.min(p.since);
+        self.each(p.minute * 60, |b| b.calls.merge(&p.calls));
+        self.last_success = self.last_success.max(p.last_success);
+        if p.last_failure
+            .is_some_and(|(t, _)| self.last_failure.is_none_or(|(u, _)| t >= u))
+        {
+            self.last_failure = p.last_failure;
+        }
     }
 
     fn window(&self, window: Window, now: SystemTime) -> Bucket {
@@ -103,6 +121,21 @@ impl Usage {
         self.instances.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The shared figures, with every thread's pending calls folded in:
+    /// what every read starts from.
+    fn settled(&self) -> MutexGuard<'_, HashMap<String, InstanceUsage>> {
+        let drained = self.pending.drain();
+        let mut map = self.lock();
+        for (instance, p) in &drained {
+            Self::fold_into(&mut map, instance, p);
+        }
+        map
+    }
+
+    fn fold_into(map: &mut HashMap<String, InstanceUsage>, instance: &str, p: &Pending) {
+        entry(map, instance, &p.connector, p.since).fold(p);
+    }
+
     /// Runs `f` on `instance`'s entry, created on first use.
     fn update(
         &self,
@@ -111,25 +144,11 @@ impl Usage {
         now: SystemTime,
         f: impl FnOnce(&mut InstanceUsage),
     ) {
-        let mut map = self.lock();
-        // Look up before inserting: no owned key, and one hash, on every call.
-        match map.get_mut(instance) {
-            Some(entry) => {
-                // After an upgrade the instance's usage counts for the new version.
-                if entry.connector != connector {
-                    entry.connector = connector.to_owned();
-                }
-                f(entry);
-            }
-            None => {
-                let mut entry = InstanceUsage::new(connector, now);
-                f(&mut entry);
-                map.insert(instance.to_owned(), entry);
-            }
-        }
+        f(entry(&mut self.lock(), instance, connector, now));
     }
 
-    /// Records how a call of `instance` ended.
+    /// Records how a call of `instance` ended: in this thread's pending
+    /// figures ([`pending`]), folding the ones it replaces.
     pub fn record_call(
         &self,
         instance: &str,
@@ -137,13 +156,9 @@ impl Usage {
         outcome: &CallOutcome<'_>,
         now: SystemTime,
     ) {
-        self.update(instance, connector, now, |u| {
-            u.each(now, |b| b.calls.add(outcome));
-            match outcome.error {
-                None => u.last_success = Some(now),
-                Some(code) => u.last_failure = Some((now, code)),
-            }
-        });
+        if let Some(stale) = self.pending.record(instance, connector, outcome, now) {
+            Self::fold_into(&mut self.lock(), instance, &stale);
+        }
     }
 
     /// Folds one call's outbound journal into `instance`'s usage.
@@ -158,7 +173,7 @@ impl Usage {
             return;
         }
         self.update(instance, connector, now, |u| {
-            u.each(now, |b| {
+            u.each(unix_secs(now), |b| {
                 for r in records {
                     b.outbound.add(r);
                 }
@@ -168,7 +183,7 @@ impl Usage {
 
     /// `instance`'s figures over `window` (zeroes if it has not run).
     pub fn stats(&self, instance: &str, window: Window, now: SystemTime) -> Value {
-        let map = self.lock();
+        let map = self.settled();
         let (bucket, since) = match map.get(instance) {
             Some(u) => (u.window(window, now), u.since),
             None => (Bucket::default(), now),
@@ -186,7 +201,7 @@ impl Usage {
 
     /// The cost summary over `window`: per instance and per connector.
     pub fn summary(&self, window: Window, now: SystemTime) -> Value {
-        let map = self.lock();
+        let map = self.settled();
         let mut per_connector: std::collections::BTreeMap<&str, Bucket> = Default::default();
         let mut instances: Vec<(&str, &str, Bucket)> = map
             .iter()
@@ -215,7 +230,7 @@ impl Usage {
 
     /// Last outcomes and the recent error rate of `instance`.
     pub fn recent(&self, instance: &str, now: SystemTime) -> Recent {
-        let map = self.lock();
+        let map = self.settled();
         let Some(u) = map.get(instance) else {
             return Recent::default();
         };
@@ -230,7 +245,7 @@ impl Usage {
 
     /// The upstreams `instance` has sent requests to since start.
     pub fn upstreams(&self, instance: &str) -> Vec<String> {
-        self.lock()
+        self.settled()
             .get(instance)
             .map(|u| {
                 u.total
@@ -244,8 +259,27 @@ impl Usage {
 
     /// Drops the usage of a deleted instance.
     pub fn forget(&self, instance: &str) {
-        self.lock().remove(instance);
+        self.settled().remove(instance);
     }
+}
+
+/// `instance`'s entry in `map`, created on first use.
+fn entry<'m>(
+    map: &'m mut HashMap<String, InstanceUsage>,
+    instance: &str,
+    connector: &str,
+    now: SystemTime,
+) -> &'m mut InstanceUsage {
+    // Looked up before inserting: no owned key when it exists.
+    if !map.contains_key(instance) {
+        map.insert(instance.to_owned(), InstanceUsage::new(connector, now));
+    }
+    let entry = map.get_mut(instance).expect("the entry was just ensured");
+    // After an upgrade the instance's usage counts for the new version.
+    if entry.connector != connector {
+        connector.clone_into(&mut entry.connector);
+    }
+    entry
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -392,6 +426,80 @@ mod tests {
         assert_eq!((r.calls, r.failed), (3, 2));
         assert_eq!(r.last_success, Some(at(T0)));
         assert_eq!(r.last_failure, Some((at(T0), "INVALID_PARAMS")));
+    }
+
+    #[test]
+    fn calls_of_every_thread_count_once_folded() {
+        let u = Arc::new(Usage::default());
+        let record = |u: &Usage, n: usize, at_secs: u64| {
+            for _ in 0..n {
+                u.record_call("i", "c@1", &ok(10), at(at_secs));
+            }
+        };
+        // One thread exits before the read, one is alive during it.
+        let exited = {
+            let u = u.clone();
+            std::thread::spawn(move || record(&u, 3, T0))
+        };
+        exited.join().unwrap();
+        let (recorded, read) = std::sync::mpsc::channel();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let alive = {
+            let u = u.clone();
+            std::thread::spawn(move || {
+                record(&u, 2, T0);
+                recorded.send(()).unwrap();
+                wait.recv().unwrap();
+            })
+        };
+        read.recv().unwrap();
+        record(&u, 1, T0);
+        // Nothing reached the shared figures yet: each call is pending.
+        assert!(u.lock().is_empty());
+        assert_eq!(u.pending.all().len(), 3, "one shard per thread");
+        let calls = |u: &Usage, w: &str| {
+            u.stats("i", w.parse().unwrap(), at(T0))["invocations"]["count"].clone()
+        };
+        assert_eq!(calls(&u, "1m"), 6);
+        assert_eq!(calls(&u, "all"), 6);
+        assert_eq!(
+            u.pending.all().len(),
+            2,
+            "the exited thread's shard is gone"
+        );
+        done.send(()).unwrap();
+        alive.join().unwrap();
+
+        // A call in a later minute folds the thread's pending minute into
+        // its own slot, without a read.
+        record(&u, 1, T0 + 60);
+        record(&u, 1, T0 + 120);
+        assert_eq!(u.lock()["i"].total.calls.count(), 7);
+        let at_minute = |w: &str, minute: u64| {
+            u.stats("i", w.parse().unwrap(), at(T0 + minute * 60))["invocations"]["count"].clone()
+        };
+        assert_eq!(at_minute("1m", 1), 1);
+        assert_eq!(at_minute("1m", 2), 1);
+        assert_eq!(at_minute("3m", 2), 8);
+        // A thread's pending minute folded after a newer one (by a read)
+        // still lands in its own minute.
+        let late = {
+            let u = u.clone();
+            std::thread::spawn(move || record(&u, 4, T0 + 60))
+        };
+        late.join().unwrap();
+        record(&u, 2, T0 + 180);
+        assert_eq!(at_minute("1m", 3), 2);
+        assert_eq!(at_minute("2m", 3), 3);
+        // Minute 1 holds the main thread's call and the late thread's 4.
+        assert_eq!(at_minute("3m", 3), 8);
+        assert_eq!(at_minute("4m", 3), 14);
+        assert_eq!(at_minute("all", 3), 14);
+
+        // Forgetting an instance drops its pending calls too.
+        record(&u, 1, T0 + 180);
+        u.forget("i");
+        assert_eq!(calls(&u, "all"), 0);
     }
 
     #[test]

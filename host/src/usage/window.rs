@@ -111,14 +111,26 @@ impl<T: Default> Ring<T> {
         }
     }
 
-    /// The slot for `now_secs`, created if needed; slots that fell out of
-    /// the ring are dropped.
-    pub fn slot(&mut self, now_secs: u64) -> &mut T {
-        let n = now_secs / self.span;
-        // A clock stepping backwards lands in the newest slot rather than
-        // reordering the ring.
-        if self.slots.back().is_none_or(|(last, _)| *last < n) {
-            self.slots.push_back((n, T::default()));
+    /// The slot for `secs`, created if needed; `None` if that time has
+    /// already fallen out of the ring. A time before the newest slot (a
+    /// thread's pending figures folded late, see [`super::pending`], or a
+    /// clock stepping back) goes to its own slot, in order. Slots that fall
+    /// out of the ring are dropped.
+    pub fn slot(&mut self, secs: u64) -> Option<&mut T> {
+        let n = secs / self.span;
+        match self.slots.back() {
+            Some((last, _)) if n < *last => {
+                if n + self.keep <= *last {
+                    return None;
+                }
+                let at = self.slots.partition_point(|(s, _)| *s < n);
+                if self.slots.get(at).is_none_or(|(s, _)| *s != n) {
+                    self.slots.insert(at, (n, T::default()));
+                }
+                return self.slots.get_mut(at).map(|(_, slot)| slot);
+            }
+            Some((last, _)) if n == *last => {}
+            _ => self.slots.push_back((n, T::default())),
         }
         while self
             .slots
@@ -127,8 +139,7 @@ impl<T: Default> Ring<T> {
         {
             self.slots.pop_front();
         }
-        let (_, slot) = self.slots.back_mut().expect("a slot was just ensured");
-        slot
+        self.slots.back_mut().map(|(_, slot)| slot)
     }
 
     /// The slots of the last `n` spans up to `now_secs`, oldest first.
@@ -172,7 +183,7 @@ mod tests {
         let mut ring: Ring<u64> = Ring::minutes();
         // One count per minute for two hours.
         for minute in 0..120u64 {
-            *ring.slot(minute * 60 + 7) += 1;
+            *ring.slot(minute * 60 + 7).unwrap() += 1;
         }
         assert_eq!(ring.slots.len(), 60, "older minutes fell out");
         let now = 119 * 60 + 30;
@@ -181,8 +192,21 @@ mod tests {
         // Ten minutes later with no activity, a 5-minute window is empty.
         assert_eq!(ring.last(5, now + 600).sum::<u64>(), 0);
         assert_eq!(Window::Minutes(5).start(now), Some(115 * 60));
-        // A clock going back does not reorder the ring.
-        *ring.slot(10) += 1;
-        assert_eq!(ring.last(1, now).sum::<u64>(), 2);
+        // An earlier time still in the ring goes to its own slot, in
+        // order; one that fell out of it has none.
+        *ring.slot(115 * 60).unwrap() += 1;
+        assert_eq!(ring.last(5, now).sum::<u64>(), 6);
+        assert_eq!(ring.last(4, now).sum::<u64>(), 4);
+        assert_eq!(ring.slots.len(), 60);
+        assert!(ring.slot(10).is_none());
+        // Minutes without activity have no slot; a late one is inserted
+        // between its neighbours.
+        let mut sparse: Ring<u64> = Ring::minutes();
+        *sparse.slot(60).unwrap() += 1;
+        *sparse.slot(180).unwrap() += 1;
+        *sparse.slot(120).unwrap() += 1;
+        let order: Vec<u64> = sparse.slots.iter().map(|(n, _)| *n).collect();
+        assert_eq!(order, vec![1, 2, 3]);
+        assert_eq!(sparse.last(2, 180).sum::<u64>(), 2);
     }
 }
