@@ -25,7 +25,7 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::egress::{Broker, Decision, OutboundOutcome, OutboundRecord};
-use sharded::{Cells, Family, Kind};
+use sharded::{Family, Kind};
 
 /// Histogram buckets in seconds: 100 µs to 60 s, roughly ×2.5 apart — an
 /// invocation of a small guest takes ~50 µs of host time, an upstream call
@@ -94,45 +94,45 @@ fn describe() {
     );
 }
 
-static INVOCATIONS: Family = Family {
-    name: "plugboard_invocations_total",
-    help: "Calls of connector methods (incl. test-connection and handle-webhook), by outcome code (SUCCESS or the API error code)",
-    kind: Kind::Counter,
-    labels: &["connector", "method", "code"],
-};
-static INVOCATION_DURATION: Family = Family {
-    name: "plugboard_invocation_duration_seconds",
-    help: "Wall time of calls as the API saw them",
-    kind: Kind::Histogram,
-    labels: &["connector", "method"],
-};
-static INSTANTIATION: Family = Family {
-    name: "plugboard_instantiation_seconds",
-    help: "Time to instantiate a component for one call",
-    kind: Kind::Histogram,
-    labels: &[],
-};
-static COMPONENT_LOADS: Family = Family {
-    name: "plugboard_component_loads_total",
-    help: "Component lookups by source: memory (cache hit), artifact (stored compiled artifact), compiled (compiled from bytes)",
-    kind: Kind::Counter,
-    labels: &["source"],
-};
-static HTTP_REQUESTS: Family = Family {
-    name: "plugboard_http_requests_total",
-    help: "API requests by route pattern, method and status",
-    kind: Kind::Counter,
-    labels: &["route", "method", "status"],
-};
-static HTTP_REQUEST_DURATION: Family = Family {
-    name: "plugboard_http_request_duration_seconds",
-    help: "API request handling time by route pattern and method",
-    kind: Kind::Histogram,
-    labels: &["route", "method"],
-};
+static INVOCATIONS: Family = Family::new(
+    Kind::Counter,
+    "plugboard_invocations_total",
+    "Calls of connector methods (incl. test-connection and handle-webhook), by outcome code (SUCCESS or the API error code)",
+    &["connector", "method", "code"],
+);
+static INVOCATION_DURATION: Family = Family::new(
+    Kind::Histogram,
+    "plugboard_invocation_duration_seconds",
+    "Wall time of calls as the API saw them",
+    &["connector", "method"],
+);
+static INSTANTIATION: Family = Family::new(
+    Kind::Histogram,
+    "plugboard_instantiation_seconds",
+    "Time to instantiate a component for one call",
+    &[],
+);
+static COMPONENT_LOADS: Family = Family::new(
+    Kind::Counter,
+    "plugboard_component_loads_total",
+    "Component lookups by source: memory (cache hit), artifact (stored compiled artifact), compiled (compiled from bytes)",
+    &["source"],
+);
+static HTTP_REQUESTS: Family = Family::new(
+    Kind::Counter,
+    "plugboard_http_requests_total",
+    "API requests by route pattern, method and status",
+    &["route", "method", "status"],
+);
+static HTTP_REQUEST_DURATION: Family = Family::new(
+    Kind::Histogram,
+    "plugboard_http_request_duration_seconds",
+    "API request handling time by route pattern and method",
+    &["route", "method"],
+);
 
 /// The families [`sharded`] keeps, in the order `/metrics` shows them.
-const SHARDED: &[&Family] = &[
+static SHARDED: [&Family; 6] = [
     &INVOCATIONS,
     &INVOCATION_DURATION,
     &INSTANTIATION,
@@ -143,10 +143,14 @@ const SHARDED: &[&Family] = &[
 
 /// One finished call.
 pub fn invocation(connector: &str, method: &str, code: &'static str, duration: Duration) {
-    sharded::with(&INVOCATIONS, &[connector, method, code], Cells::increment);
-    sharded::with(&INVOCATION_DURATION, &[connector, method], |c| {
-        c.observe(duration);
-    });
+    sharded::with(
+        &[&INVOCATIONS, &INVOCATION_DURATION],
+        &[connector, method, code],
+        |cells| {
+            cells[0].increment();
+            cells[1].observe(duration);
+        },
+    );
 }
 
 /// One call's outbound attempts.
@@ -174,25 +178,25 @@ pub fn outbound(records: &[OutboundRecord]) {
 
 /// Where a component came from for one call.
 pub fn component_load(source: &'static str) {
-    sharded::with(&COMPONENT_LOADS, &[source], Cells::increment);
+    sharded::with(&[&COMPONENT_LOADS], &[source], |cells| cells[0].increment());
 }
 
 /// Time to instantiate a component for one call.
 pub fn instantiation(started: Instant) {
     let elapsed = started.elapsed();
-    sharded::with(&INSTANTIATION, &[], |c| c.observe(elapsed));
+    sharded::with(&[&INSTANTIATION], &[], |cells| cells[0].observe(elapsed));
 }
 
 /// One API request.
 pub fn http_request(route: &str, method: &str, status: http::StatusCode, duration: Duration) {
     sharded::with(
-        &HTTP_REQUESTS,
+        &[&HTTP_REQUESTS, &HTTP_REQUEST_DURATION],
         &[route, method, status.as_str()],
-        Cells::increment,
+        |cells| {
+            cells[0].increment();
+            cells[1].observe(duration);
+        },
     );
-    sharded::with(&HTTP_REQUEST_DURATION, &[route, method], |c| {
-        c.observe(duration);
-    });
 }
 
 /// The exposition text, with the circuit gauges read now.
@@ -204,6 +208,6 @@ pub fn render(broker: &Broker) -> String {
     if !text.is_empty() && !text.ends_with("\n\n") {
         text.push('\n');
     }
-    text.push_str(&sharded::render(SHARDED));
+    text.push_str(&sharded::render(&SHARDED));
     text
 }
