@@ -69,7 +69,7 @@
 //!             .auth(Auth::new(AuthScheme::Bearer("api_token".into())))
 //!     }
 //!
-//!     fn invoke(method: &str, params: Params) -> Result<Value> {
+//!     fn invoke(method: &str, params: Params) -> Result<Output> {
 //!         match method {
 //!             "get_user" => params.call(|p: GetUser| {
 //!                 let config: Config = config::parse()?;
@@ -103,7 +103,9 @@
 //!
 //! # Behaviour worth knowing
 //!
-//! - Each call runs in a fresh instance: keep no state between calls.
+//! - A call runs in a fresh instance or in a warm one an earlier call of
+//!   the same Plugboard instance left behind (the host resets nothing
+//!   inside it): keep no state between calls.
 //! - A panic traps the instance; the SDK first logs the panic message (and its
 //!   location) through the host's `log` at error level, so the operator sees it.
 //! - Parameters reaching [`Connector::invoke`] were already validated by the
@@ -117,6 +119,7 @@ mod error;
 pub mod http;
 pub mod log;
 mod manifest;
+mod output;
 mod panic_hook;
 mod params;
 pub mod secrets;
@@ -155,6 +158,7 @@ pub mod types {
 
 pub use error::{Error, Result};
 pub use manifest::{Manifest, Method, schema_for};
+pub use output::Output;
 pub use params::{NoParams, Params};
 pub use serde_json::Value;
 
@@ -176,8 +180,8 @@ pub mod prelude {
         WebhookConfig, WebhookOutcome, WebhookRequest, WebhookResponse, WebhookScheme,
     };
     pub use crate::{
-        Connector, Error, Manifest, NoParams, Params, Result, Value, config, export_connector,
-        http, log,
+        Connector, Error, Manifest, NoParams, Output, Params, Result, Value, config,
+        export_connector, http, log,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
@@ -186,8 +190,9 @@ pub mod prelude {
 
 /// A connector: what it declares about itself and what it does.
 ///
-/// All functions are associated functions (no `self`): the host creates a
-/// fresh instance for every call, so there is no state to carry anyway.
+/// All functions are associated functions (no `self`): a call runs in a
+/// fresh instance or in a warm one an earlier call of the same Plugboard
+/// instance left behind, so there is no state to rely on anyway.
 pub trait Connector {
     /// Describes the connector: methods, schemas, hosts, auth, webhooks.
     ///
@@ -201,7 +206,7 @@ pub trait Connector {
     /// Dispatch on `method` and let [`Params::call`] parse the parameters and
     /// serialize the result; answer unknown methods with
     /// [`Error::unknown_method`].
-    fn invoke(method: &str, params: Params) -> Result<Value>;
+    fn invoke(method: &str, params: Params) -> Result<Output>;
 
     /// Checks that configuration and credentials work, usually with a cheap
     /// authenticated call, and returns a short summary (e.g. the account name).
@@ -251,7 +256,7 @@ pub mod __private {
 
     use crate::bindings::Guest;
     use crate::types as wit;
-    use crate::{Connector, Error, Params, panic_hook};
+    use crate::{Connector, Output, Params, panic_hook};
 
     /// Adapts a [`Connector`] to the generated `Guest` trait.
     pub struct Adapter<C>(PhantomData<C>);
@@ -269,9 +274,9 @@ pub mod __private {
 
         fn invoke(method: String, params: String) -> Result<String, wit::Error> {
             panic_hook::install();
-            let value = C::invoke(&method, Params::new(params))?;
-            serde_json::to_string(&value)
-                .map_err(|e| Error::permanent(format!("result is not serializable: {e}")).into())
+            C::invoke(&method, Params::new(params))
+                .map(Output::into_string)
+                .map_err(Into::into)
         }
 
         fn handle_webhook(request: wit::WebhookRequest) -> Result<wit::WebhookOutcome, wit::Error> {

@@ -2,13 +2,14 @@
 //!
 //! The host passes params as JSON text it has already validated against the
 //! method's schema. `Params` keeps the text and parses it straight into the
-//! author's type, skipping an intermediate `Value`.
+//! author's type, skipping an intermediate `Value`; [`Params::call`]
+//! serializes the result straight to text ([`Output`]) the same way.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{Error, Result};
+use crate::{Error, Output, Result};
 
 /// The JSON parameters of one `invoke` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,15 +42,13 @@ impl Params {
 
     /// Parses the params into `T`, runs `f` and serializes its result: the
     /// usual body of one `match` arm in [`crate::Connector::invoke`].
-    pub fn call<T, R, F>(&self, f: F) -> Result<Value>
+    pub fn call<T, R, F>(&self, f: F) -> Result<Output>
     where
         T: DeserializeOwned,
         R: Serialize,
         F: FnOnce(T) -> Result<R>,
     {
-        let result = f(self.parse()?)?;
-        serde_json::to_value(result)
-            .map_err(|e| Error::permanent(format!("result is not serializable: {e}")))
+        Output::new(&f(self.parse()?)?)
     }
 }
 
@@ -74,7 +73,7 @@ mod tests {
         let out = Params::new(r#"{"n": 2}"#)
             .call(|p: P| Ok(serde_json::json!({ "double": p.n * 2 })))
             .expect("call succeeds");
-        assert_eq!(out, serde_json::json!({ "double": 4 }));
+        assert_eq!(out.as_str(), r#"{"double":4}"#);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Instantiate + call per guest language, with criterion: the `echo`
 //! method of the `tasks` example connector (the same behaviour in Rust,
-//! JavaScript, Python and C), in two modes:
+//! JavaScript, Python and C), and the `echo` connector's `echo` with the
+//! params `scripts/bench-load` sends over HTTP (`rust-echo`: what the load
+//! test's guest call costs in process), in two modes:
 //!
 //! - `fresh`: a new guest instance for every call (`warm_instances = 0`):
 //!   store, instantiation from the pre-linked component, the call, teardown;
@@ -36,11 +38,14 @@ fn languages(c: &mut Criterion) {
         .sample_size(50)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(4));
-    for (lang, wasm) in [
-        ("rust", plugboard_tests::TASKS_RUST_WASM),
-        ("c", plugboard_tests::TASKS_C_WASM),
-        ("js", plugboard_tests::TASKS_JS_WASM),
-        ("python", plugboard_tests::TASKS_PYTHON_WASM),
+    let message = json!({"message": "hello"});
+    let load_test = json!({"message": "hello", "data": {"n": 1, "tags": ["a", "b"]}});
+    for (lang, wasm, params) in [
+        ("rust-echo", plugboard_tests::ECHO_WASM, &load_test),
+        ("rust", plugboard_tests::TASKS_RUST_WASM, &message),
+        ("c", plugboard_tests::TASKS_C_WASM, &message),
+        ("js", plugboard_tests::TASKS_JS_WASM, &message),
+        ("python", plugboard_tests::TASKS_PYTHON_WASM, &message),
     ] {
         let bytes = Arc::new(std::fs::read(wasm).unwrap());
         for (mode, warm_instances) in [("fresh", 0), ("warm", 64)] {
@@ -59,7 +64,7 @@ fn languages(c: &mut Criterion) {
                 id: Arc::from("inv_bench"),
             };
             let envelope = Envelope::for_instance(runtime.limits(), &Default::default());
-            let params = json!({"message": "hello"}).to_string();
+            let params = params.to_string();
             group.bench_function(format!("{lang}/{mode}"), |b| {
                 b.to_async(&rt).iter(|| async {
                     let called = runtime

@@ -92,7 +92,7 @@ impl Connector for Echo {
         .config_schema::<EchoConfig>()
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "echo" => params.call(|p: EchoParams| {
                 Ok(EchoResult {
@@ -141,7 +141,7 @@ mod tests {
     fn echo_returns_its_input() {
         let out = Echo::invoke("echo", Params::new(r#"{"message":"hi","data":[1]}"#))
             .expect("echo works");
-        assert_eq!(out, json!({"message": "hi", "data": [1]}));
+        assert_eq!(out.as_str(), r#"{"message":"hi","data":[1]}"#);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl Connector for Freshdesk {
         .rate_limit(100, Duration::from_secs(60), 10)
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "create_ticket" => params.call(tickets::create_ticket),
             "update_ticket" => params.call(tickets::update_ticket),

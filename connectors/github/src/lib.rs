@@ -65,7 +65,7 @@ impl Connector for Github {
         .rate_limit(80, Duration::from_secs(60), 20)
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "create_repo" => params.call(repos::create_repo),
             "create_issue" => params.call(issues::create_issue),

@@ -105,7 +105,7 @@ impl Connector for Rest {
         .host("{base_url}")
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "request" => params.call(request),
             other => Err(Error::unknown_method(other)),

@@ -68,7 +68,7 @@ impl Connector for Slack {
         .rate_limit(50, Duration::from_secs(60), 20)
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "send_message" => params.call(messages::send_message),
             "update_message" => params.call(messages::update_message),

@@ -108,7 +108,7 @@ impl Connector for Tasks {
             )
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "echo" => params.call(echo),
             "get_task" => params.call(get_task),
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn echo_returns_the_message_and_refuses_empty_ones() {
         let out = Tasks::invoke("echo", Params::new(r#"{"message":"hi"}"#)).expect("echo");
-        assert_eq!(out, json!({ "message": "hi" }));
+        assert_eq!(out.value(), Ok(json!({ "message": "hi" })));
         let err = Tasks::invoke("echo", Params::new(r#"{"message":""}"#)).expect_err("empty");
         assert_eq!(err, Error::invalid_input("message must not be empty"));
     }

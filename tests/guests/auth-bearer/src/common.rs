@@ -67,7 +67,7 @@ impl Connector for Authy {
             .auth(auth())
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "fetch" => params.call(fetch),
             "peek" => params.call(|_: NoParams| -> Result<Value> { Ok(peek()) }),

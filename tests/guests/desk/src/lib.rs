@@ -62,7 +62,7 @@ impl Connector for Desk {
         )
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "post_message" => params.call(post_message),
             other => Err(Error::unknown_method(other)),

@@ -93,7 +93,7 @@ impl Connector for Hostile {
         .host("{allowed}")
     }
 
-    fn invoke(method: &str, params: Params) -> Result<Value> {
+    fn invoke(method: &str, params: Params) -> Result<Output> {
         match method {
             "spin" => params.call(|_: NoParams| -> Result<()> { spin() }),
             "allocate" => params.call(|p: AllocateParams| {

@@ -33,7 +33,7 @@ impl Connector for Payhooks {
         )))
     }
 
-    fn invoke(method: &str, _params: Params) -> Result<Value> {
+    fn invoke(method: &str, _params: Params) -> Result<Output> {
         Err(Error::unknown_method(method))
     }
 
