@@ -11,6 +11,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
@@ -351,20 +352,51 @@ pub fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// How often a token's `lastUsedAt` is written at most.
 const LAST_USED_EVERY_MS: u64 = 60_000;
 
+/// A stored token as requests use it, kept in memory until the store is
+/// written: its record, the actor it makes, and when this entry last saw
+/// its `lastUsedAt` written.
+///
+/// Every API request looks its token up, and both workers share these
+/// entries: the actor is made once (a request clones a pointer, not its
+/// strings), and a use within a minute of the last write is settled here
+/// without the lock of the host-wide `token_seen` map.
+pub(crate) struct Known {
+    record: TokenRecord,
+    actor: Arc<Actor>,
+    /// Unix ms of the last `lastUsedAt` write this entry knows of; 0 when
+    /// it knows none (a fresh entry asks `token_seen`).
+    noted_ms: AtomicU64,
+}
+
+impl Known {
+    fn new(record: TokenRecord) -> Self {
+        Self {
+            actor: Arc::new(Actor::token(&record)),
+            record,
+            noted_ms: AtomicU64::new(0),
+        }
+    }
+}
+
 /// Writes `lastUsedAt` if the last write for this token is a minute old:
 /// one small write per token per minute, not one per request.
-fn note_use(state: &AppState, hash: &[u8; 32], record: &TokenRecord) {
+fn note_use(state: &AppState, hash: &[u8; 32], known: &Known) {
     let now = unix_ms();
-    let due = {
+    if now.saturating_sub(known.noted_ms.load(Ordering::Relaxed)) < LAST_USED_EVERY_MS {
+        return;
+    }
+    let record = &known.record;
+    let (due, noted) = {
         let mut seen = state.token_seen.lock().unwrap_or_else(|e| e.into_inner());
         match seen.get(&record.id) {
-            Some(&at) if now.saturating_sub(at) < LAST_USED_EVERY_MS => false,
+            Some(&at) if now.saturating_sub(at) < LAST_USED_EVERY_MS => (false, at),
             _ => {
                 seen.insert(record.id.clone(), now);
-                true
+                (true, now)
             }
         }
     };
+    known.noted_ms.store(noted, Ordering::Relaxed);
     if due && let Err(e) = state.store.touch_token(hash, &super::now()) {
         tracing::warn!(token = %record.id, error = %e, "could not record the token's last use");
     }
@@ -416,12 +448,13 @@ where
         Err(e) => return e.into_response(),
     };
     let request = Request::from_parts(parts, body);
-    let response = crate::audit::acting(actor.clone(), run(request)).await;
-    if let Some(action) = target.action() {
+    let admin = target.action().map(|action| (action, actor.clone()));
+    let response = crate::audit::acting(actor, run(request)).await;
+    if let Some((action, actor)) = admin {
         // Stored before the answer goes out, so an answered admin request
         // has its record. If it cannot be stored the writer logs the loss;
         // the answer still goes out (the action happened).
-        let record = audit::admin(state, target, action, actor, &response);
+        let record = audit::admin(state, target, action, Actor::clone(&actor), &response);
         state.audit.append(record).await;
     }
     response
@@ -429,7 +462,11 @@ where
 
 /// The actor a request's bearer token names, if the token is known and its
 /// scope allows the request; otherwise the 401/403, recorded as a refusal.
-async fn authorize(state: &AppState, target: &Target, request: &Parts) -> Result<Actor, ApiError> {
+async fn authorize(
+    state: &AppState,
+    target: &Target,
+    request: &Parts,
+) -> Result<Arc<Actor>, ApiError> {
     let presented = request
         .headers
         .get(header::AUTHORIZATION)
@@ -456,9 +493,11 @@ async fn authorize(state: &AppState, target: &Target, request: &Parts) -> Result
     // on a miss is a sled point read, microseconds and mostly served from
     // its cache, so it runs inline rather than on a blocking thread.
     let known = state.tokens.get(&*state.store, &hash, || {
-        Ok::<_, crate::store::StoreError>(state.store.token(&hash)?.map(Arc::new))
+        Ok::<_, crate::store::StoreError>(
+            state.store.token(&hash)?.map(|r| Arc::new(Known::new(r))),
+        )
     })?;
-    let Some(record) = known else {
+    let Some(known) = known else {
         let e = refuse(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
@@ -466,12 +505,12 @@ async fn authorize(state: &AppState, target: &Target, request: &Parts) -> Result
         ));
         return Err(audit::denied(state, target, Actor::unidentified(), "invalid token", e).await);
     };
+    let record = &known.record;
     let allowed = match record.scope.as_str() {
         ADMIN => true,
-        INVOKE => invoke_scope_allows(&record, &request.method, request.uri.path()),
+        INVOKE => invoke_scope_allows(record, &request.method, request.uri.path()),
         _ => false,
     };
-    let actor = Actor::token(&record);
     if !allowed {
         let e = refuse(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -484,8 +523,9 @@ async fn authorize(state: &AppState, target: &Target, request: &Parts) -> Result
                 request.uri.path()
             ),
         ));
+        let actor = Actor::clone(&known.actor);
         return Err(audit::denied(state, target, actor, "outside the token's scope", e).await);
     }
-    note_use(state, &hash, &record);
-    Ok(actor)
+    note_use(state, &hash, &known);
+    Ok(known.actor.clone())
 }

@@ -844,7 +844,8 @@ async fn invoke_loaded(
     // `Display` impl goes through `fmt` for every token, which perf showed
     // at ~1.7 % of the host's CPU under load.
     let params = serde_json::to_string(&parameters).map_err(ApiError::internal)?;
-    // Only calls with an idempotency key pay for the hash and the lookup.
+    // Only calls with an idempotency key pay for the hash, the lookup and
+    // the clock read.
     let idempotency = idempotency_key.map(|k| {
         use sha2::Digest as _;
         let hash = sha2::Sha256::new()
@@ -852,10 +853,13 @@ async fn invoke_loaded(
             .chain_update([0])
             .chain_update(params.as_bytes())
             .finalize();
-        (format!("{id}\0{k}"), hex::encode(hash))
+        (
+            format!("{id}\0{k}"),
+            hex::encode(hash),
+            super::unix_ms() / 1000,
+        )
     });
-    let now_secs = super::unix_ms() / 1000;
-    if let Some((key, request_hash)) = &idempotency
+    if let Some((key, request_hash, now_secs)) = &idempotency
         && let Some(stored) = state.store.idempotent_result(key)?
         && now_secs.saturating_sub(stored.stored_at) < IDEMPOTENCY_RETENTION_SECS
     {
@@ -905,7 +909,7 @@ async fn invoke_loaded(
         .with_details(details)
         .with_top("invocationId", json!(invocation_id)));
     }
-    if let Some((key, request_hash)) = idempotency {
+    if let Some((key, request_hash, now_secs)) = idempotency {
         state.store.put_idempotent_result(
             &key,
             &crate::store::IdempotentResult {

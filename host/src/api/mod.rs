@@ -73,7 +73,8 @@ pub struct Shared {
     /// The audit trail.
     pub audit: crate::audit::AuditLog,
     /// When each token's `lastUsedAt` was last written (Unix ms), so it is
-    /// written at most once a minute per token rather than per request.
+    /// written at most once a minute per token rather than per request;
+    /// outlives the [`auth::Known`] entries, which each store write drops.
     token_seen: Mutex<HashMap<String, u64>>,
     /// Compiled params and result validators per digest and method:
     /// compiling a JSON Schema costs far more than validating against it.
@@ -82,7 +83,7 @@ pub struct Shared {
     contexts: context::Contexts,
     /// Token records by hash, so a request does not read and decode its
     /// token from the store.
-    tokens: fresh::Fresh<[u8; 32], Arc<crate::store::TokenRecord>>,
+    tokens: fresh::Fresh<[u8; 32], Arc<auth::Known>>,
 }
 
 /// By component digest, then method name (two levels, so a lookup borrows

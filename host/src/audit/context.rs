@@ -7,11 +7,15 @@
 //! job; anything else is the host itself.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use super::record::Actor;
 
 tokio::task_local! {
-    static ACTOR: Actor;
+    // Shared, not owned: every API request sets its token's actor, and few
+    // read it (credential uses, admin records), so a request clones a
+    // pointer rather than the actor's strings.
+    static ACTOR: Arc<Actor>;
 }
 
 /// Runs `f` with `actor` as the current actor.
@@ -19,14 +23,14 @@ tokio::task_local! {
 /// Not an `async fn`: one would hold `f` twice in its state, as its
 /// argument and inside the scope future it awaits, and every call in
 /// flight carries the whole state (see `api/fast.rs`).
-pub fn acting<F: Future>(actor: Actor, f: F) -> impl Future<Output = F::Output> {
-    ACTOR.scope(actor, f)
+pub fn acting<F: Future>(actor: impl Into<Arc<Actor>>, f: F) -> impl Future<Output = F::Output> {
+    ACTOR.scope(actor.into(), f)
 }
 
 /// The current actor; the host itself outside any [`acting`] scope.
 pub fn current_actor() -> Actor {
     ACTOR
-        .try_with(Clone::clone)
+        .try_with(|actor| Actor::clone(actor))
         .unwrap_or_else(|_| Actor::system("host", None))
 }
 

@@ -679,7 +679,11 @@ impl Runtime {
                 bytes_in = r.bytes_in.load(Ordering::Relaxed),
                 "outbound request");
         }
-        if let Some(instance) = &instance {
+        // (Checked here too so that a call without outbound requests, most
+        // of them, does not read the clock for nothing.)
+        if let Some(instance) = &instance
+            && !outbound.is_empty()
+        {
             self.broker.usage().record_outbound(
                 instance,
                 &connector,
