@@ -156,12 +156,15 @@ fn main() {
         .args(GUESTS.iter().flat_map(|(_, package, _, _)| ["-p", package]))
         .env("CARGO_TARGET_DIR", &target_dir)
         // The guest profile, set here rather than in the workspace's
-        // `[profile.release]` (which is the host's). Small components upload
-        // and compile faster in every test: `s` plus fat LTO cut them by a
-        // third for about 8 s more per rebuild. Debug info is dropped but the
-        // name section stays, so traps show function names; panic messages
-        // live in data and survive anyway.
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
+        // `[profile.release]` (which is the host's), and shared with
+        // `scripts/serve`, the benchmarks and `plugboard new`'s template.
+        // Built for speed: `opt-level = 3` instead of `"s"` made `echo`
+        // 234 -> 298 KB and took 0.4 us of host CPU off each warm HTTP call
+        // (+2 % req/s, docs/benchmarks.md); fat LTO cuts components by a
+        // third for about 8 s more per rebuild. Debug info is dropped but
+        // the name section stays, so traps show function names; panic
+        // messages live in data and survive anyway.
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")

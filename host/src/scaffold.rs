@@ -270,9 +270,9 @@ plugboard-guest = {{ path = "plugboard-guest" }}
 serde = {{ version = "1", features = ["derive"] }}
 schemars = "1"
 
-# Small components upload and compile faster.
+# Fast code; LTO keeps the component small, so it uploads and compiles fast.
 [profile.release]
-opt-level = "s"
+opt-level = 3
 lto = true
 codegen-units = 1
 strip = "debuginfo"
