@@ -3,7 +3,7 @@
 //! - The metrics every call updates (calls, their durations, API requests,
 //!   component loads, instantiations) are kept per thread by [`sharded`]
 //!   and added up when the page is rendered: on the invoke path, the
-//!   exporter's shared atomics cost ~3.7 % of the host's CPU.
+//!   exporter's shared atomics had 4.03 % of the host's profile samples.
 //! - The rest (outbound attempts, rate-limit waits, circuit states) go
 //!   through the `metrics` facade and `metrics-exporter-prometheus`.
 //!

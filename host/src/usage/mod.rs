@@ -136,17 +136,6 @@ impl Usage {
         entry(map, instance, &p.connector, p.since).fold(p);
     }
 
-    /// Runs `f` on `instance`'s entry, created on first use.
-    fn update(
-        &self,
-        instance: &str,
-        connector: &str,
-        now: SystemTime,
-        f: impl FnOnce(&mut InstanceUsage),
-    ) {
-        f(entry(&mut self.lock(), instance, connector, now));
-    }
-
     /// Records how a call of `instance` ended: in this thread's pending
     /// figures ([`pending`]), folding the ones it replaces.
     pub fn record_call(
@@ -172,12 +161,10 @@ impl Usage {
         if records.is_empty() {
             return;
         }
-        self.update(instance, connector, now, |u| {
-            u.each(unix_secs(now), |b| {
-                for r in records {
-                    b.outbound.add(r);
-                }
-            });
+        entry(&mut self.lock(), instance, connector, now).each(unix_secs(now), |b| {
+            for r in records {
+                b.outbound.add(r);
+            }
         });
     }
 
