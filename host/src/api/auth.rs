@@ -432,7 +432,7 @@ pub async fn require_token(
 /// knows its target without axum's routing.
 pub(super) async fn guarded<F>(
     state: &AppState,
-    target: &Target,
+    target: &Target<'_>,
     request: Request,
     run: impl FnOnce(Request) -> F,
 ) -> Response
@@ -464,7 +464,7 @@ where
 /// scope allows the request; otherwise the 401/403, recorded as a refusal.
 async fn authorize(
     state: &AppState,
-    target: &Target,
+    target: &Target<'_>,
     request: &Parts,
 ) -> Result<Arc<Actor>, ApiError> {
     let presented = request

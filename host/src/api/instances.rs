@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
 use axum::body::Body;
@@ -610,19 +610,20 @@ pub async fn test(
         finish(called, &invocation_id, outbound)
     }
     .await;
+    let duration = started.elapsed();
     super::observe::record_call(
         &state,
         &id,
         &ctx.connector,
         super::observe::TEST_CONNECTION,
-        started,
+        duration,
         &summary,
     );
     let summary = summary?;
     Ok(Json(success(
         json!({ "message": summary.0, "instanceStatus": ACTIVE }),
         invocation_id,
-        started,
+        duration,
         summary.1,
     )))
 }
@@ -659,13 +660,13 @@ fn record_test_result(
 /// The success envelope of a call.
 fn success(
     data: Value,
-    invocation_id: String,
-    started: Instant,
+    invocation_id: Arc<str>,
+    duration: Duration,
     outbound: Option<Value>,
 ) -> Success {
     Success {
         data,
-        duration_ms: duration_ms(started),
+        duration_ms: millis(duration),
         invocation_id,
         outbound,
         replayed: false,
@@ -681,13 +682,19 @@ fn success(
 pub struct Success {
     data: Value,
     duration_ms: f64,
-    invocation_id: String,
+    #[serde(serialize_with = "as_str")]
+    invocation_id: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outbound: Option<Value>,
     /// Set (true) only on a stored result replayed for an idempotency key.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     replayed: bool,
     status: &'static str,
+}
+
+/// Serializes a shared string (serde's `rc` feature is off).
+fn as_str<S: serde::Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value)
 }
 
 /// The guest's output and, if asked, the outbound summary; or the error,
@@ -782,8 +789,8 @@ pub(super) async fn invoke_request(
             })?)
         }
     };
-    let done = invoke_method(state, id, method, req.parameters, key, outbound).await?;
-    let mut answer = success(done.data, done.invocation_id, started, done.outbound);
+    let done = invoke_method(state, id, method, req.parameters, key, outbound, started).await?;
+    let mut answer = success(done.data, done.invocation_id, done.duration, done.outbound);
     answer.replayed = done.replayed;
     Ok(answer)
 }
@@ -793,18 +800,21 @@ pub(crate) struct Invoked {
     /// The method's result.
     pub data: Value,
     /// Id of the invocation that produced it.
-    pub invocation_id: String,
+    pub invocation_id: Arc<str>,
     /// The outbound summary, if asked for.
     pub outbound: Option<Value>,
     /// Whether it was a stored result (same idempotency key and parameters).
     pub replayed: bool,
+    /// From the `started` [`invoke_method`] was given to the call's end.
+    pub duration: Duration,
 }
 
 /// How long an idempotency key's result is kept.
 const IDEMPOTENCY_RETENTION_SECS: u64 = 24 * 3600;
 
 /// Validates parameters, honours an idempotency key, runs the method. Used
-/// by the API and by rule jobs.
+/// by the API and by rule jobs. The call's duration (usage, metrics, the
+/// answer) is counted from `started`: the request's arrival for the API.
 pub(crate) async fn invoke_method(
     state: &AppState,
     id: &str,
@@ -812,13 +822,18 @@ pub(crate) async fn invoke_method(
     parameters: Value,
     idempotency_key: Option<&str>,
     outbound: bool,
+    started: Instant,
 ) -> ApiResult<Invoked> {
     let ctx = state.contexts.get(state, id)?;
-    let started = Instant::now();
-    let result = invoke_loaded(state, &ctx, method, parameters, idempotency_key, outbound).await;
+    let mut result =
+        invoke_loaded(state, &ctx, method, parameters, idempotency_key, outbound).await;
+    let duration = started.elapsed();
+    if let Ok(done) = &mut result {
+        done.duration = duration;
+    }
     // A replayed result ran nothing: it is not a call.
     if !result.as_ref().is_ok_and(|r| r.replayed) {
-        super::observe::record_call(state, id, &ctx.connector, method, started, &result);
+        super::observe::record_call(state, id, &ctx.connector, method, duration, &result);
     }
     result
 }
@@ -872,9 +887,10 @@ async fn invoke_loaded(
         }
         return Ok(Invoked {
             data: stored.data,
-            invocation_id: stored.invocation_id,
+            invocation_id: stored.invocation_id.into(),
             outbound: None,
             replayed: true,
+            duration: Duration::ZERO,
         });
     }
     let invocation_id = new_invocation_id();
@@ -883,7 +899,7 @@ async fn invoke_loaded(
         ctx,
         &invocation_id,
         Call::Invoke {
-            method: method.to_owned(),
+            method: method.into(),
             params,
         },
     )
@@ -895,7 +911,7 @@ async fn invoke_loaded(
             "INVALID_CONNECTOR_OUTPUT",
             format!("the connector returned a result that is not JSON: {e}"),
         )
-        .with_top("invocationId", json!(invocation_id))
+        .with_top("invocationId", json!(&*invocation_id))
     })?;
     // The result schema is the connector's promise to its callers (rules,
     // generated clients): a result that breaks it is the connector's
@@ -907,7 +923,7 @@ async fn invoke_loaded(
             format!("the result of {method} does not match its result schema: {summary}"),
         )
         .with_details(details)
-        .with_top("invocationId", json!(invocation_id)));
+        .with_top("invocationId", json!(&*invocation_id)));
     }
     if let Some((key, request_hash, now_secs)) = idempotency {
         state.store.put_idempotent_result(
@@ -915,7 +931,7 @@ async fn invoke_loaded(
             &crate::store::IdempotentResult {
                 request_hash,
                 data: data.clone(),
-                invocation_id: invocation_id.clone(),
+                invocation_id: invocation_id.to_string(),
                 stored_at: now_secs,
             },
         )?;
@@ -925,6 +941,7 @@ async fn invoke_loaded(
         invocation_id,
         outbound: summary,
         replayed: false,
+        duration: Duration::ZERO,
     })
 }
 
@@ -981,29 +998,25 @@ fn method_schemas(
     Ok(validator)
 }
 
-/// Elapsed milliseconds with microsecond precision (most calls take < 1 ms).
-fn duration_ms(started: Instant) -> f64 {
-    millis(started.elapsed())
-}
-
 /// A fresh id for one call (`inv_` + 32 hex characters).
-pub(super) fn new_invocation_id() -> String {
-    // Without `format!`'s machinery: every call makes one.
-    let mut id = String::with_capacity(4 + uuid::fmt::Simple::LENGTH);
-    id.push_str("inv_");
-    id.push_str(
-        uuid::Uuid::new_v4()
-            .simple()
-            .encode_lower(&mut uuid::Uuid::encode_buffer()),
-    );
-    id
+///
+/// Shared, not owned: the call's guest state, its egress hooks and the
+/// answer all hold it. Composed on the stack, so it is one allocation.
+pub(super) fn new_invocation_id() -> Arc<str> {
+    const PREFIX: &[u8] = b"inv_";
+    let mut id = [0u8; PREFIX.len() + uuid::fmt::Simple::LENGTH];
+    id[..PREFIX.len()].copy_from_slice(PREFIX);
+    uuid::Uuid::new_v4()
+        .simple()
+        .encode_lower(&mut id[PREFIX.len()..]);
+    Arc::from(std::str::from_utf8(&id).expect("ASCII: a prefix and hex digits"))
 }
 
 pub(super) async fn run(
     state: &AppState,
     ctx: &CallContext,
-    invocation_id: &str,
-    call: Call,
+    invocation_id: &Arc<str>,
+    call: Call<'_>,
 ) -> ApiResult<Called> {
     let (instance, connector) = (&ctx.instance, &ctx.connector);
     let (egress, reauth) = match &ctx.prepared {
@@ -1037,7 +1050,7 @@ pub(super) async fn run(
         connector: ctx.connector_id.clone(),
         instance: Some(ctx.instance_id.clone()),
         config: ctx.config.clone(),
-        id: Arc::from(invocation_id),
+        id: invocation_id.clone(),
     };
     let envelope = Envelope::for_instance(state.runtime.limits(), &instance.limits);
     let called = state
@@ -1046,10 +1059,10 @@ pub(super) async fn run(
         .await;
     match &called.result {
         Ok(_) => {
-            tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, "invocation succeeded")
+            tracing::debug!(instance = %instance.id, connector = %connector.id, invocation = &**invocation_id, "invocation succeeded")
         }
         Err(e) => {
-            tracing::info!(instance = %instance.id, connector = %connector.id, invocation = invocation_id, error = %e, "invocation failed")
+            tracing::info!(instance = %instance.id, connector = %connector.id, invocation = &**invocation_id, error = %e, "invocation failed")
         }
     }
     Ok(called)

@@ -392,6 +392,7 @@ async fn run_job(state: &AppState, mut job: JobRecord) {
             job.parameters.clone(),
             Some(&job.idempotency_key),
             false,
+            std::time::Instant::now(),
         ),
     )
     .await;

@@ -134,7 +134,7 @@ pub async fn ingress(
         called
             .result
             .and_then(crate::runtime::Output::into_webhook)
-            .map_err(|e| ApiError::from(e).with_top("invocationId", json!(invocation_id)))
+            .map_err(|e| ApiError::from(e).with_top("invocationId", json!(&*invocation_id)))
     }
     .await;
     super::observe::record_call(
@@ -142,7 +142,7 @@ pub async fn ingress(
         &id,
         &ctx.connector,
         super::observe::HANDLE_WEBHOOK,
-        started,
+        started.elapsed(),
         &output,
     );
     let output = output?;

@@ -107,6 +107,23 @@ impl EgressHooks {
         }
     }
 
+    /// Readies a warm instance's hooks for its next call: as [`Self::new`],
+    /// but keeping the journal's allocation when nothing else holds it (a
+    /// call that ended cleanly left no request futures behind; the journal
+    /// was emptied when that call read its records).
+    pub fn renew(&mut self, caller: Caller, policy: EgressPolicy, deadline: Instant) {
+        match Arc::get_mut(&mut self.journal) {
+            Some(journal) => {
+                *journal.get_mut().unwrap_or_else(|e| e.into_inner()) = OutboundJournal::default();
+            }
+            None => self.journal = Arc::default(),
+        }
+        self.caller = caller;
+        self.policy = policy;
+        self.deadline = deadline;
+        self.sent = 0;
+    }
+
     /// The journal, shared with in-flight request futures.
     pub fn journal(&self) -> Arc<Mutex<OutboundJournal>> {
         self.journal.clone()
@@ -298,5 +315,51 @@ mod tests {
         h.insert("idempotency-key", HeaderValue::from_static("k-1"));
         assert!(take_idempotent_mark(&mut h));
         assert!(h.contains_key("idempotency-key"), "the key itself goes out");
+    }
+
+    fn caller(invocation: &str) -> Caller {
+        Caller {
+            connector: "c@1".into(),
+            instance: Some("inst_1".into()),
+            invocation: invocation.into(),
+        }
+    }
+
+    fn record() -> OutboundRecord {
+        OutboundRecord::new(
+            "GET".into(),
+            "https://example.com:443".into(),
+            1,
+            Decision::Denied,
+            OutboundOutcome::Denied("not allowed".into()),
+        )
+    }
+
+    #[test]
+    fn renewed_hooks_start_empty_and_keep_the_journal_only_if_no_one_else_holds_it() {
+        let broker = Arc::new(Broker::new(Default::default()));
+        let deadline = Instant::now();
+        let mut hooks = EgressHooks::new(broker, caller("inv_1"), Default::default(), deadline);
+        hooks.sent = 3;
+        hooks.journal.lock().unwrap().push(record());
+        let first = Arc::as_ptr(&hooks.journal);
+
+        hooks.renew(caller("inv_2"), Default::default(), deadline);
+        assert_eq!(
+            Arc::as_ptr(&hooks.journal),
+            first,
+            "the allocation is reused"
+        );
+        assert!(hooks.journal.lock().unwrap().records.is_empty());
+        assert_eq!((hooks.sent, &*hooks.caller.invocation), (0, "inv_2"));
+
+        // A request future of the last call still holds it: whatever it
+        // records must not land in the next call's journal.
+        let held = hooks.journal();
+        hooks.renew(caller("inv_3"), Default::default(), deadline);
+        held.lock().unwrap().push(record());
+        assert!(!Arc::ptr_eq(&held, &hooks.journal), "a fresh journal");
+        assert!(hooks.journal.lock().unwrap().records.is_empty());
+        assert_eq!(&*hooks.caller.invocation, "inv_3");
     }
 }

@@ -13,6 +13,7 @@ pub mod loader;
 mod state;
 mod warm;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,18 +206,39 @@ impl Envelope {
 
 /// Which export to call.
 #[derive(Debug)]
-pub enum Call {
+pub enum Call<'a> {
     /// `test-connection`.
     TestConnection,
     /// `handle-webhook(request)`; the output is [`WebhookOutput`] as JSON.
     Webhook(WebhookInput),
     /// `invoke(method, params)`.
     Invoke {
-        /// Method name.
-        method: String,
+        /// Method name (borrowed from the request on the API's path).
+        method: Cow<'a, str>,
         /// Parameters as JSON text.
         params: String,
     },
+}
+
+impl Call<'_> {
+    /// The guest function's name for logs and spans (the method, for
+    /// `invoke`).
+    fn name(&self) -> &str {
+        match self {
+            Call::TestConnection => "test-connection",
+            Call::Webhook(_) => "handle-webhook",
+            Call::Invoke { method, .. } => method,
+        }
+    }
+}
+
+/// Who an invocation's outbound requests are from.
+fn caller(invocation: &Invocation) -> Caller {
+    Caller {
+        connector: invocation.connector.clone(),
+        instance: invocation.instance.clone(),
+        invocation: invocation.id.clone(),
+    }
 }
 
 /// What a call produced.
@@ -259,7 +281,7 @@ pub struct Called {
 }
 
 /// A verified webhook delivery for the guest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WebhookInput {
     /// HTTP method.
     pub method: String,
@@ -591,15 +613,13 @@ impl Runtime {
         invocation: Invocation,
         policy: EgressPolicy,
         envelope: Envelope,
-        call: Call,
+        call: Call<'_>,
     ) -> Called {
         let instance = invocation.instance.clone();
         let (connector, invocation_id) = (invocation.connector.clone(), invocation.id.clone());
-        let method = match &call {
-            Call::TestConnection => "test-connection".to_owned(),
-            Call::Webhook(_) => "handle-webhook".to_owned(),
-            Call::Invoke { method, .. } => method.clone(),
-        };
+        // `run` leaves `call` in place (taking only a webhook's parts):
+        // the method name is borrowed from it, not copied per call.
+        let mut call = call;
         // With `RUST_LOG=plugboard=debug`, every line logged during the call
         // carries these fields. Debug, not info: the fmt layer formats a
         // span's fields when it is created, ~1.5 % of the host's CPU per
@@ -607,7 +627,7 @@ impl Runtime {
         // and above name the invocation themselves (the guest's lines,
         // the broker's, the outbound summary, a failure).
         let span = tracing::debug_span!("invocation", invocation = %invocation_id,
-            instance = instance.as_deref().unwrap_or("-"), %connector, %method);
+            instance = instance.as_deref().unwrap_or("-"), %connector, method = call.name());
         let key = self.warm_key(&invocation, envelope);
         let warm = key
             .as_ref()
@@ -635,7 +655,7 @@ impl Runtime {
             Err(e) => Err(Failure::Invoke(e)),
             Ok((instance, uses, born)) => {
                 let (result, reusable) = self
-                    .run(&mut store, &instance, envelope, call)
+                    .run(&mut store, &instance, envelope, &mut call)
                     .instrument(span)
                     .await;
                 // Keep the instance only after a clean end with nothing
@@ -660,6 +680,7 @@ impl Runtime {
                 result
             }
         };
+        let method = call.name();
         let outbound =
             std::mem::take(&mut journal.lock().unwrap_or_else(|e| e.into_inner()).records);
         // One line per attempt: the egress audit trail operators can
@@ -722,8 +743,10 @@ impl Runtime {
         policy: EgressPolicy,
         envelope: Envelope,
     ) {
-        let (hooks, deadline) = self.egress_hooks(&invocation, policy, envelope);
-        store.data_mut().renew(invocation, hooks, deadline);
+        let deadline = Instant::now() + envelope.timeout;
+        let state = store.data_mut();
+        state.hooks.renew(caller(&invocation), policy, deadline);
+        state.renew(invocation, deadline);
         store.set_epoch_deadline(1);
     }
 
@@ -735,12 +758,7 @@ impl Runtime {
         envelope: Envelope,
     ) -> (EgressHooks, Instant) {
         let deadline = Instant::now() + envelope.timeout;
-        let caller = Caller {
-            connector: invocation.connector.clone(),
-            instance: invocation.instance.clone(),
-            invocation: invocation.id.clone(),
-        };
-        let hooks = EgressHooks::new(self.broker.clone(), caller, policy, deadline);
+        let hooks = EgressHooks::new(self.broker.clone(), caller(invocation), policy, deadline);
         (hooks, deadline)
     }
 
@@ -787,7 +805,7 @@ impl Runtime {
         store: &mut Store<GuestState>,
         instance: &Connector,
         envelope: Envelope,
-        call: Call,
+        call: &mut Call<'_>,
     ) -> (Result<Output, Failure>, bool) {
         let deadline = store.data().deadline;
         let result = tokio::time::timeout_at(deadline.into(), async {
@@ -797,6 +815,7 @@ impl Runtime {
                     .await
                     .map(|r| r.map(Output::Text)),
                 Call::Webhook(w) => {
+                    let w = std::mem::take(w);
                     let request = wit::WebhookRequest {
                         method: w.method,
                         query: w.query,
@@ -813,7 +832,7 @@ impl Runtime {
                         .map(|r| r.map(|o| Output::Webhook(webhook_output(o))))
                 }
                 Call::Invoke { method, params } => instance
-                    .call_invoke(&mut *store, &method, &params)
+                    .call_invoke(&mut *store, method, params)
                     .await
                     .map(|r| r.map(Output::Text)),
             }

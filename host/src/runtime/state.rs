@@ -77,10 +77,10 @@ impl GuestState {
         }
     }
 
-    /// Readies a warm instance's state for its next call.
-    pub(super) fn renew(&mut self, invocation: Invocation, hooks: EgressHooks, deadline: Instant) {
+    /// Readies a warm instance's state for its next call (its hooks are
+    /// renewed in place, [`EgressHooks::renew`]).
+    pub(super) fn renew(&mut self, invocation: Invocation, deadline: Instant) {
         self.invocation = invocation;
-        self.hooks = hooks;
         self.deadline = deadline;
         self.stderr.clear();
     }
