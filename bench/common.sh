@@ -169,7 +169,7 @@ ensure_shipped_guests() {
   note "building the shipped connectors into target/guests (as scripts/serve does)"
   (cd "$BENCH_ROOT" && rustup target add wasm32-wasip2 >/dev/null &&
     CARGO_TARGET_DIR=target/guests \
-      CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_LTO=true \
+      CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=true \
       CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_DEBUG=false \
       CARGO_PROFILE_RELEASE_STRIP=debuginfo CARGO_PROFILE_RELEASE_INCREMENTAL=false \
       nice -n 10 cargo build --release --target wasm32-wasip2 -p echo -p rest -p slack -p freshdesk -p github) ||

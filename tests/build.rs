@@ -158,13 +158,14 @@ fn main() {
         // The guest profile, set here rather than in the workspace's
         // `[profile.release]` (which is the host's), and shared with
         // `scripts/serve`, the benchmarks and `plugboard new`'s template.
-        // Built for speed: `opt-level = 3` instead of `"s"` made `echo`
-        // 234 -> 298 KB and took 0.4 us of host CPU off each warm HTTP call
-        // (+2 % req/s, docs/benchmarks.md); fat LTO cuts components by a
-        // third for about 8 s more per rebuild. Debug info is dropped but
-        // the name section stays, so traps show function names; panic
-        // messages live in data and survive anyway.
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
+        // `"s"`, not 3: `opt-level = 3` took 0.4 us of host CPU off a warm
+        // `echo` call (+2 % req/s) but made every call in flight hold
+        // ~16 KiB more (10,000 concurrent `rest` calls: 993 -> 1,151 MiB
+        // peak RSS, docs/benchmarks.md). Fat LTO cuts components by a third
+        // for about 8 s more per rebuild. Debug info is dropped but the
+        // name section stays, so traps show function names; panic messages
+        // live in data and survive anyway.
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")

@@ -42,11 +42,11 @@ if [ -z "$LIBDIR" ] || [ ! -d "$LIBDIR" ]; then
     die "the Rust standard library for $TARGET is not installed; run ./setup.sh (rustup target add $TARGET)"
 fi
 
-# The guest profile Plugboard's own tests build with: fast code (opt-level
-# 3), and fat LTO for small components that upload and compile faster. Set
-# here so it applies inside the workspace too, whose [profile.release] is
-# the host's.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=3
+# The guest profile Plugboard's own tests build with: small components
+# upload and compile faster, and each call in flight holds less of the
+# host's memory than at opt-level 3. Set here so it applies inside the
+# workspace too, whose [profile.release] is the host's.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=s
 export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_DEBUG=false
