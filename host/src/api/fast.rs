@@ -90,11 +90,11 @@ impl InvokePath {
 /// the module doc) are in its path; `None` for anything the router must
 /// see.
 fn plain_invoke(request: &Request) -> Option<InvokePath> {
+    const PREFIX: &str = "/v1/instances/";
     if request.method() != Method::POST || request.uri().query().is_some() {
         return None;
     }
     let path = request.uri().path();
-    const PREFIX: &str = "/v1/instances/";
     if path.contains('%') {
         return None;
     }

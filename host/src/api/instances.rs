@@ -789,8 +789,9 @@ pub(super) async fn invoke_request(
             })?)
         }
     };
-    let done = invoke_method(state, id, method, req.parameters, key, outbound, started).await?;
-    let mut answer = success(done.data, done.invocation_id, done.duration, done.outbound);
+    let (done, duration) =
+        invoke_method(state, id, method, req.parameters, key, outbound, started).await?;
+    let mut answer = success(done.data, done.invocation_id, duration, done.outbound);
     answer.replayed = done.replayed;
     Ok(answer)
 }
@@ -805,16 +806,15 @@ pub(crate) struct Invoked {
     pub outbound: Option<Value>,
     /// Whether it was a stored result (same idempotency key and parameters).
     pub replayed: bool,
-    /// From the `started` [`invoke_method`] was given to the call's end.
-    pub duration: Duration,
 }
 
 /// How long an idempotency key's result is kept.
 const IDEMPOTENCY_RETENTION_SECS: u64 = 24 * 3600;
 
 /// Validates parameters, honours an idempotency key, runs the method. Used
-/// by the API and by rule jobs. The call's duration (usage, metrics, the
-/// answer) is counted from `started`: the request's arrival for the API.
+/// by the API and by rule jobs. Returns the call's duration too (usage,
+/// metrics, the answer), counted from `started`: the request's arrival
+/// for the API.
 pub(crate) async fn invoke_method(
     state: &AppState,
     id: &str,
@@ -823,19 +823,15 @@ pub(crate) async fn invoke_method(
     idempotency_key: Option<&str>,
     outbound: bool,
     started: Instant,
-) -> ApiResult<Invoked> {
+) -> ApiResult<(Invoked, Duration)> {
     let ctx = state.contexts.get(state, id)?;
-    let mut result =
-        invoke_loaded(state, &ctx, method, parameters, idempotency_key, outbound).await;
+    let result = invoke_loaded(state, &ctx, method, parameters, idempotency_key, outbound).await;
     let duration = started.elapsed();
-    if let Ok(done) = &mut result {
-        done.duration = duration;
-    }
     // A replayed result ran nothing: it is not a call.
     if !result.as_ref().is_ok_and(|r| r.replayed) {
         super::observe::record_call(state, id, &ctx.connector, method, duration, &result);
     }
-    result
+    result.map(|done| (done, duration))
 }
 
 async fn invoke_loaded(
@@ -890,7 +886,6 @@ async fn invoke_loaded(
             invocation_id: stored.invocation_id.into(),
             outbound: None,
             replayed: true,
-            duration: Duration::ZERO,
         });
     }
     let invocation_id = new_invocation_id();
@@ -941,7 +936,6 @@ async fn invoke_loaded(
         invocation_id,
         outbound: summary,
         replayed: false,
-        duration: Duration::ZERO,
     })
 }
 

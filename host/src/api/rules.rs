@@ -398,7 +398,7 @@ async fn run_job(state: &AppState, mut job: JobRecord) {
     .await;
     let settings = &state.settings.jobs;
     match outcome {
-        Ok(done) => {
+        Ok((done, _)) => {
             job.state = JobState::Succeeded;
             job.result = Some(done.data);
             job.last_error = None;

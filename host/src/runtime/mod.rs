@@ -220,14 +220,14 @@ pub enum Call<'a> {
     },
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
     /// The guest function's name for logs and spans (the method, for
-    /// `invoke`).
-    fn name(&self) -> &str {
+    /// `invoke`): a copy of a borrowed method name is a pointer copy.
+    fn name(&self) -> Cow<'a, str> {
         match self {
-            Call::TestConnection => "test-connection",
-            Call::Webhook(_) => "handle-webhook",
-            Call::Invoke { method, .. } => method,
+            Call::TestConnection => Cow::Borrowed("test-connection"),
+            Call::Webhook(_) => Cow::Borrowed("handle-webhook"),
+            Call::Invoke { method, .. } => method.clone(),
         }
     }
 }
@@ -281,7 +281,7 @@ pub struct Called {
 }
 
 /// A verified webhook delivery for the guest.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebhookInput {
     /// HTTP method.
     pub method: String,
@@ -586,7 +586,8 @@ impl Runtime {
         policy: EgressPolicy,
         envelope: Envelope,
     ) -> Store<GuestState> {
-        let (hooks, deadline) = self.egress_hooks(&invocation, policy, envelope);
+        let deadline = Instant::now() + envelope.timeout;
+        let hooks = EgressHooks::new(self.broker.clone(), caller(&invocation), policy, deadline);
         let state = GuestState::new(invocation, hooks, envelope.memory_bytes, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -617,9 +618,7 @@ impl Runtime {
     ) -> Called {
         let instance = invocation.instance.clone();
         let (connector, invocation_id) = (invocation.connector.clone(), invocation.id.clone());
-        // `run` leaves `call` in place (taking only a webhook's parts):
-        // the method name is borrowed from it, not copied per call.
-        let mut call = call;
+        let method = call.name();
         // With `RUST_LOG=plugboard=debug`, every line logged during the call
         // carries these fields. Debug, not info: the fmt layer formats a
         // span's fields when it is created, ~1.5 % of the host's CPU per
@@ -627,7 +626,7 @@ impl Runtime {
         // and above name the invocation themselves (the guest's lines,
         // the broker's, the outbound summary, a failure).
         let span = tracing::debug_span!("invocation", invocation = %invocation_id,
-            instance = instance.as_deref().unwrap_or("-"), %connector, method = call.name());
+            instance = instance.as_deref().unwrap_or("-"), %connector, %method);
         let key = self.warm_key(&invocation, envelope);
         let warm = key
             .as_ref()
@@ -655,7 +654,7 @@ impl Runtime {
             Err(e) => Err(Failure::Invoke(e)),
             Ok((instance, uses, born)) => {
                 let (result, reusable) = self
-                    .run(&mut store, &instance, envelope, &mut call)
+                    .run(&mut store, &instance, envelope, call)
                     .instrument(span)
                     .await;
                 // Keep the instance only after a clean end with nothing
@@ -680,7 +679,6 @@ impl Runtime {
                 result
             }
         };
-        let method = call.name();
         let outbound =
             std::mem::take(&mut journal.lock().unwrap_or_else(|e| e.into_inner()).records);
         // One line per attempt: the egress audit trail operators can
@@ -750,18 +748,6 @@ impl Runtime {
         store.set_epoch_deadline(1);
     }
 
-    /// One call's egress hooks and deadline.
-    fn egress_hooks(
-        &self,
-        invocation: &Invocation,
-        policy: EgressPolicy,
-        envelope: Envelope,
-    ) -> (EgressHooks, Instant) {
-        let deadline = Instant::now() + envelope.timeout;
-        let hooks = EgressHooks::new(self.broker.clone(), caller(invocation), policy, deadline);
-        (hooks, deadline)
-    }
-
     /// Drops every idle warm instance; returns how many there were.
     fn evict_warm(&self) -> usize {
         let before = self.warm_idle.load(Ordering::Relaxed);
@@ -805,7 +791,7 @@ impl Runtime {
         store: &mut Store<GuestState>,
         instance: &Connector,
         envelope: Envelope,
-        call: &mut Call<'_>,
+        call: Call<'_>,
     ) -> (Result<Output, Failure>, bool) {
         let deadline = store.data().deadline;
         let result = tokio::time::timeout_at(deadline.into(), async {
@@ -815,7 +801,6 @@ impl Runtime {
                     .await
                     .map(|r| r.map(Output::Text)),
                 Call::Webhook(w) => {
-                    let w = std::mem::take(w);
                     let request = wit::WebhookRequest {
                         method: w.method,
                         query: w.query,
@@ -832,7 +817,7 @@ impl Runtime {
                         .map(|r| r.map(|o| Output::Webhook(webhook_output(o))))
                 }
                 Call::Invoke { method, params } => instance
-                    .call_invoke(&mut *store, method, params)
+                    .call_invoke(&mut *store, &method, &params)
                     .await
                     .map(|r| r.map(Output::Text)),
             }
