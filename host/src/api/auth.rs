@@ -430,12 +430,16 @@ pub async fn require_token(
 /// What [`require_token`] does once it knows the request's [`Target`]:
 /// shared with the invoke route's fast path ([`super::fast`]), which
 /// knows its target without axum's routing.
-pub(super) async fn guarded<F>(
+///
+/// Not an `async fn`: one keeps its arguments for its whole life, so every
+/// call in flight would hold the request twice (the argument and its
+/// parts). Split here, the `async` block holds the parts once.
+pub(super) fn guarded<F>(
     state: &AppState,
     target: &Target<'_>,
     request: Request,
     run: impl FnOnce(Request) -> F,
-) -> Response
+) -> impl Future<Output = Response>
 where
     F: Future<Output = Response>,
 {
@@ -443,21 +447,23 @@ where
     // whole request across the refusal's `await` would make this future
     // not `Send`.
     let (parts, body) = request.into_parts();
-    let actor = match authorize(state, target, &parts).await {
-        Ok(actor) => actor,
-        Err(e) => return e.into_response(),
-    };
-    let request = Request::from_parts(parts, body);
-    let admin = target.action().map(|action| (action, actor.clone()));
-    let response = crate::audit::acting(actor, run(request)).await;
-    if let Some((action, actor)) = admin {
-        // Stored before the answer goes out, so an answered admin request
-        // has its record. If it cannot be stored the writer logs the loss;
-        // the answer still goes out (the action happened).
-        let record = audit::admin(state, target, action, Actor::clone(&actor), &response);
-        state.audit.append(record).await;
+    async move {
+        let actor = match authorize(state, target, &parts).await {
+            Ok(actor) => actor,
+            Err(e) => return e.into_response(),
+        };
+        let admin = target.action().map(|action| (action, actor.clone()));
+        let response = crate::audit::acting(actor, run(Request::from_parts(parts, body))).await;
+        if let Some((action, actor)) = admin {
+            // Stored before the answer goes out, so an answered admin
+            // request has its record. If it cannot be stored the writer
+            // logs the loss; the answer still goes out (the action
+            // happened).
+            let record = audit::admin(state, target, action, Actor::clone(&actor), &response);
+            state.audit.append(record).await;
+        }
+        response
     }
-    response
 }
 
 /// The actor a request's bearer token names, if the token is known and its

@@ -639,12 +639,16 @@ impl Runtime {
             }
             None => {
                 let mut store = self.new_store(invocation.clone(), policy.clone(), envelope);
-                let mut ready = self.instantiate(&mut store, loaded, envelope).await;
+                // Boxed: instantiating is the largest state this future
+                // holds, for a moment, while a call waiting on its upstream
+                // holds the rest for seconds; inline, every call in flight
+                // carried it (`api::fast`'s future size test: 200 bytes).
+                let mut ready = Box::pin(self.instantiate(&mut store, loaded, envelope)).await;
                 // Idle warm instances hold pool slots: when the pool is
                 // full, give them back and try once more.
                 if matches!(ready, Err(InvokeError::Capacity(_))) && self.evict_warm() > 0 {
                     store = self.new_store(invocation, policy, envelope);
-                    ready = self.instantiate(&mut store, loaded, envelope).await;
+                    ready = Box::pin(self.instantiate(&mut store, loaded, envelope)).await;
                 }
                 (store, ready.map(|i| (i, 0, Instant::now())))
             }
