@@ -639,10 +639,10 @@ impl Runtime {
             }
             None => {
                 let mut store = self.new_store(invocation.clone(), policy.clone(), envelope);
-                // Boxed: instantiating is the largest state this future
-                // holds, for a moment, while a call waiting on its upstream
-                // holds the rest for seconds; inline, every call in flight
-                // carried it (`api::fast`'s future size test: 200 bytes).
+                // Boxed: this await was the future's largest state (by
+                // 200 bytes, `api::fast`'s future size test) but lasts a
+                // moment, while a call waiting on its upstream holds the
+                // future for seconds: inline, every call in flight paid it.
                 let mut ready = Box::pin(self.instantiate(&mut store, loaded, envelope)).await;
                 // Idle warm instances hold pool slots: when the pool is
                 // full, give them back and try once more.
