@@ -639,16 +639,12 @@ impl Runtime {
             }
             None => {
                 let mut store = self.new_store(invocation.clone(), policy.clone(), envelope);
-                // Boxed: this await was the future's largest state (by
-                // 200 bytes, `api::fast`'s future size test) but lasts a
-                // moment, while a call waiting on its upstream holds the
-                // future for seconds: inline, every call in flight paid it.
-                let mut ready = Box::pin(self.instantiate(&mut store, loaded, envelope)).await;
+                let mut ready = self.instantiate(&mut store, loaded, envelope).await;
                 // Idle warm instances hold pool slots: when the pool is
                 // full, give them back and try once more.
                 if matches!(ready, Err(InvokeError::Capacity(_))) && self.evict_warm() > 0 {
                     store = self.new_store(invocation, policy, envelope);
-                    ready = Box::pin(self.instantiate(&mut store, loaded, envelope)).await;
+                    ready = self.instantiate(&mut store, loaded, envelope).await;
                 }
                 (store, ready.map(|i| (i, 0, Instant::now())))
             }
@@ -774,9 +770,15 @@ impl Runtime {
     ) -> Result<Connector, InvokeError> {
         let started = Instant::now();
         let deadline = store.data().deadline;
-        let result =
-            tokio::time::timeout_at(deadline.into(), loaded.pre.instantiate_async(&mut *store))
-                .await;
+        // Boxed: instantiating was the largest state of a call's future (by
+        // 200 bytes, `api::fast`'s future size test) but lasts a moment,
+        // while a call waiting on its upstream holds that future for
+        // seconds: inline, every call in flight paid for it.
+        let result = Box::pin(tokio::time::timeout_at(
+            deadline.into(),
+            loaded.pre.instantiate_async(&mut *store),
+        ))
+        .await;
         match result {
             Err(_) => Err(InvokeError::Timeout(envelope.timeout)),
             Ok(Err(e)) => Err(classify_instantiation(&e, store, envelope)),
