@@ -682,7 +682,6 @@ fn success(
 pub struct Success {
     data: Value,
     duration_ms: f64,
-    #[serde(serialize_with = "as_str")]
     invocation_id: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outbound: Option<Value>,
@@ -690,11 +689,6 @@ pub struct Success {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     replayed: bool,
     status: &'static str,
-}
-
-/// Serializes a shared string (serde's `rc` feature is off).
-fn as_str<S: serde::Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(value)
 }
 
 /// The guest's output and, if asked, the outbound summary; or the error,
@@ -813,8 +807,8 @@ const IDEMPOTENCY_RETENTION_SECS: u64 = 24 * 3600;
 
 /// Validates parameters, honours an idempotency key, runs the method. Used
 /// by the API and by rule jobs. Returns the call's duration too (usage,
-/// metrics, the answer), counted from `started`: the request's arrival
-/// for the API.
+/// metrics, the answer), counted from `started`: when the API began
+/// handling the request, or when the job began.
 pub(crate) async fn invoke_method(
     state: &AppState,
     id: &str,
